@@ -1,0 +1,110 @@
+"""The expression Parquet files that pass between rules.
+
+Layout (chosen by measurement, see ``bench/ingest.py`` and BENCHMARKS.md): one row per sample
+with the columns
+
+- ``sample_id`` (string), ``donor_id`` (string);
+- in augmented files also ``synthetic`` (bool) and ``source_sample_id`` (string: the real sample
+  a synthetic row came from, ``a;b`` for two SMOTE parents, or the row's own id when real);
+- ``expression``: a ``fixed_size_list<float32>`` with one value per gene,
+
+and the gene ids, in model input order, in the schema metadata under ``rnaseq_saliency.gene_ids``.
+A fixed-size list column reads back as one contiguous float32 buffer without copying, where a
+19,000-column wide table pays for 19,000 column chunks and their metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rnaseq_saliency.fileio import atomic_path
+
+GENE_IDS_KEY = b"rnaseq_saliency.gene_ids"
+EXPRESSION_COLUMN = "expression"
+
+
+@dataclass
+class ExpressionTable:
+    """Samples x genes float32 expression with the per-sample columns that travel with it."""
+
+    sample_ids: list[str]
+    donor_ids: list[str]
+    gene_ids: list[str]
+    matrix: np.ndarray  # (n_samples, n_genes) float32, C-contiguous
+    extra: dict[str, list] = field(default_factory=dict)  # e.g. synthetic, source_sample_id
+
+    def __post_init__(self) -> None:
+        n_samples, n_genes = self.matrix.shape
+        if len(self.sample_ids) != n_samples or len(self.donor_ids) != n_samples:
+            raise ValueError("sample_ids and donor_ids must have one entry per matrix row")
+        if len(self.gene_ids) != n_genes:
+            raise ValueError("gene_ids must have one entry per matrix column")
+        for name, values in self.extra.items():
+            if len(values) != n_samples:
+                raise ValueError(f"column {name!r} must have one entry per matrix row")
+
+
+def write_expression(path: str | os.PathLike[str], table: ExpressionTable) -> None:
+    """Write ``table`` to ``path`` atomically (a temporary file renamed into place)."""
+    matrix = np.ascontiguousarray(table.matrix, dtype=np.float32)
+    n_samples, n_genes = matrix.shape
+    values = pa.array(matrix.reshape(-1), type=pa.float32())
+    expression = pa.FixedSizeListArray.from_arrays(values, n_genes)
+    columns: dict[str, pa.Array] = {
+        "sample_id": pa.array(table.sample_ids, type=pa.string()),
+        "donor_id": pa.array(table.donor_ids, type=pa.string()),
+    }
+    for name, column in table.extra.items():
+        columns[name] = pa.array(column)
+    columns[EXPRESSION_COLUMN] = expression
+    schema_metadata = {GENE_IDS_KEY: json.dumps(list(table.gene_ids)).encode()}
+    arrow_table = pa.table(columns).replace_schema_metadata(schema_metadata)
+    with atomic_path(path) as tmp:
+        # Dictionary encoding only bloats float columns; zstd keeps TPM files compact.
+        pq.write_table(
+            arrow_table,
+            tmp,
+            compression="zstd",
+            use_dictionary=["sample_id", "donor_id", *table.extra.keys()],
+            row_group_size=max(n_samples, 1),
+        )
+
+
+def read_gene_ids(path: str | os.PathLike[str]) -> list[str]:
+    """The gene ids of an expression file, from its metadata, without reading the data."""
+    metadata = pq.read_schema(path).metadata or {}
+    if GENE_IDS_KEY not in metadata:
+        raise ValueError(f"{path}: not an rnaseq-saliency expression file (no gene id metadata)")
+    return json.loads(metadata[GENE_IDS_KEY])
+
+
+def read_expression(path: str | os.PathLike[str]) -> ExpressionTable:
+    """Read an expression file back into one contiguous float32 matrix."""
+    arrow_table = pq.read_table(path)
+    metadata = arrow_table.schema.metadata or {}
+    if GENE_IDS_KEY not in metadata or EXPRESSION_COLUMN not in arrow_table.column_names:
+        raise ValueError(f"{path}: not an rnaseq-saliency expression file")
+    gene_ids = json.loads(metadata[GENE_IDS_KEY])
+    n_samples = arrow_table.num_rows
+    chunked = arrow_table.column(EXPRESSION_COLUMN)
+    lists = chunked.combine_chunks() if chunked.num_chunks != 1 else chunked.chunk(0)
+    flat = lists.values.to_numpy(zero_copy_only=False)
+    matrix = np.ascontiguousarray(flat.reshape(n_samples, len(gene_ids)), dtype=np.float32)
+    extra = {
+        name: arrow_table.column(name).to_pylist()
+        for name in arrow_table.column_names
+        if name not in ("sample_id", "donor_id", EXPRESSION_COLUMN)
+    }
+    return ExpressionTable(
+        sample_ids=arrow_table.column("sample_id").to_pylist(),
+        donor_ids=arrow_table.column("donor_id").to_pylist(),
+        gene_ids=gene_ids,
+        matrix=matrix,
+        extra=extra,
+    )

@@ -1,0 +1,117 @@
+import os
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+# The workflow runs the package that sits beside it (src/), also inside conda environments
+# where it is not installed; scripts inherit this environment.
+_SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_SRC, os.environ.get("PYTHONPATH")) if p
+)
+
+from rnaseq_saliency import gtex  # noqa: E402
+from rnaseq_saliency.config import validate_config  # noqa: E402
+from rnaseq_saliency.tissues import resolve_tissues  # noqa: E402
+
+validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+
+DATA = config["data"]
+TISSUES = resolve_tissues(DATA["tissues"])
+RELEASE = DATA["release"]
+MEASURE = DATA["measure"]
+
+
+def raw_dir():
+    """Where the GTEx-named input files live for the configured data source."""
+    if DATA["source"] == "demo":
+        return "resources/demo"
+    if DATA["source"] == "gtex":
+        return f"resources/gtex/{RELEASE}"
+    if not DATA["local_dir"]:
+        raise ValueError("config key data.local_dir: required when data.source is 'local'")
+    return DATA["local_dir"]
+
+
+def raw_tissue_file(wildcards):
+    return os.path.join(raw_dir(), gtex.tissue_file_name(RELEASE, MEASURE, wildcards.tissue))
+
+
+def raw_attributes_file():
+    return os.path.join(raw_dir(), gtex.attributes_file_name(RELEASE))
+
+
+def raw_gtf_file():
+    return os.path.join(raw_dir(), gtex.gtf_file_name(RELEASE))
+
+
+def input_filter_files():
+    """The id-list file of data.input_filter, so that editing it reruns gene selection."""
+    if DATA["input_filter"] in ("protein_coding", "all"):
+        return []
+    return [DATA["input_filter"]]
+
+
+def expression_files():
+    return expand("results/expression/{tissue}.parquet", tissue=TISSUES)
+
+
+def augmented_files():
+    return expand("results/augmented/{tissue}.parquet", tissue=TISSUES)
+
+
+def tensorboard_run_name():
+    """A TensorBoard run per training configuration, so runs sit side by side in one view."""
+    from rnaseq_saliency.naming import run_name
+
+    return run_name(config)
+
+
+MODEL_FILES = multiext("results/model/model", ".safetensors", ".json")
+
+
+def final_targets():
+    return [
+        "results/genes/selected_genes.tsv",
+        *expression_files(),
+        "results/split/samples.tsv",
+        "results/split/summary.tsv",
+        *augmented_files(),
+        "results/figures/pca_augmentation.png",
+        *MODEL_FILES,
+        "results/model/history.tsv",
+        "results/figures/training_curves.png",
+        "results/evaluation/summary.json",
+        "results/evaluation/confusion_matrix.png",
+        "results/saliency/top_genes.tsv",
+        *expand("results/saliency/heatmaps/{tissue}.png", tissue=TISSUES),
+        "results/saliency/overview.png",
+        "results/saliency/validation.tsv",
+    ]
+
+
+def download_url(release, filename):
+    """The portal URL of a GTEx file name of the configured release and base URL."""
+    base = DATA["base_url"]
+    if filename == gtex.attributes_file_name(release):
+        return gtex.attributes_file_url(base, release)
+    if filename == gtex.gtf_file_name(release):
+        return gtex.gtf_file_url(base, release)
+    for tissue in resolve_tissues("all"):
+        for measure in gtex.MEASURES:
+            if filename == gtex.tissue_file_name(release, measure, tissue):
+                return gtex.tissue_file_url(base, release, measure, tissue)
+    raise ValueError(f"no GTEx {release} file is called {filename!r}")
+
+
+def marker_sets_file():
+    """The GMT of known tissue markers for saliency validation: shipped HPA set, a path, or none."""
+    markers = config["saliency"]["marker_sets"]
+    if markers is None:
+        return []
+    if markers == "hpa":
+        return [os.path.join(_SRC, "rnaseq_saliency/data/hpa_tissue_enriched.gmt")]
+    return [markers]

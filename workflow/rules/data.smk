@@ -1,0 +1,74 @@
+rule demo:
+    output:
+        gct=expand(
+            "resources/demo/{name}",
+            name=[gtex.tissue_file_name(RELEASE, MEASURE, t) for t in resolve_tissues("all")],
+        ),
+        attributes=f"resources/demo/{gtex.attributes_file_name(RELEASE)}",
+        gtf=f"resources/demo/{gtex.gtf_file_name(RELEASE)}",
+    log:
+        "logs/demo.log",
+    params:
+        seed=config["demo"]["seed"],
+        n_genes=config["demo"]["n_genes"],
+        sample_scale=config["demo"]["sample_scale"],
+        min_samples_per_tissue=config["demo"]["min_samples_per_tissue"],
+        release=RELEASE,
+        measure=MEASURE,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/demo.py"
+
+
+rule download:
+    output:
+        file="resources/gtex/{release}/{filename}",
+        checksum="resources/gtex/{release}/{filename}.sha256",
+    log:
+        "logs/download/{release}/{filename}.log",
+    params:
+        url=lambda wildcards: download_url(wildcards.release, wildcards.filename),
+        retries=DATA["download"]["retries"],
+        backoff_seconds=DATA["download"]["backoff_seconds"],
+        timeout_seconds=DATA["download"]["timeout_seconds"],
+    wildcard_constraints:
+        filename=r"[^/]+(?<!\.sha256)",
+    retries: 0
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/download.py"
+
+
+rule select_genes:
+    input:
+        gtf=raw_gtf_file(),
+        id_list=input_filter_files(),
+    output:
+        "results/genes/selected_genes.tsv",
+    log:
+        "logs/select_genes.log",
+    params:
+        input_filter=DATA["input_filter"],
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/select_genes.py"
+
+
+rule ingest:
+    input:
+        gct=raw_tissue_file,
+        attributes=raw_attributes_file(),
+        genes="results/genes/selected_genes.tsv",
+    output:
+        "results/expression/{tissue}.parquet",
+    log:
+        "logs/ingest/{tissue}.log",
+    params:
+        tissue=lambda wildcards: wildcards.tissue,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/ingest.py"

@@ -1,0 +1,50 @@
+rule evaluate:
+    input:
+        weights="results/model/model.safetensors",
+        model_json="results/model/model.json",
+        augmented=augmented_files(),
+        expression=expression_files(),
+        samples="results/split/samples.tsv",
+    output:
+        predictions="results/evaluation/predictions.tsv",
+        report_tsv=report(
+            "results/evaluation/classification_report.tsv",
+            caption="../report/classification_report.rst",
+            category="4. Evaluation",
+        ),
+        report_html=report(
+            "results/evaluation/classification_report.html",
+            caption="../report/classification_report.rst",
+            category="4. Evaluation",
+        ),
+        confusion_tsv="results/evaluation/confusion_matrix.tsv",
+        confusion_png=report(
+            "results/evaluation/confusion_matrix.png",
+            caption="../report/confusion_matrix.rst",
+            category="4. Evaluation",
+        ),
+        top_confusions=report(
+            "results/evaluation/top_confusions.tsv",
+            caption="../report/top_confusions.rst",
+            category="4. Evaluation",
+        ),
+        baseline=report(
+            "results/evaluation/baseline_report.tsv",
+            caption="../report/baseline_report.rst",
+            category="4. Evaluation",
+        ),
+        summary=report(
+            "results/evaluation/summary.json",
+            caption="../report/evaluation_summary.rst",
+            category="4. Evaluation",
+        ),
+    log:
+        "logs/evaluate.log",
+    params:
+        test_opt=config["evaluate"]["test_opt"],
+        seed=config["train"]["seed"],
+    threads: workflow.cores
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/evaluate.py"

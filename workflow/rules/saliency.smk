@@ -1,0 +1,116 @@
+rule saliency:
+    input:
+        weights="results/model/model.safetensors",
+        model_json="results/model/model.json",
+        predictions="results/evaluation/predictions.tsv",
+        expression="results/expression/{tissue}.parquet",
+    output:
+        "results/saliency/{tissue}.parquet",
+    log:
+        "logs/saliency/{tissue}.log",
+    params:
+        tissue=lambda wildcards: wildcards.tissue,
+        method=config["saliency"]["method"],
+        abs=config["saliency"]["abs"],
+        batch_size=config["saliency"]["batch_size"],
+        ig_steps=config["saliency"]["ig_steps"],
+        smoothgrad_samples=config["saliency"]["smoothgrad_samples"],
+        smoothgrad_stdev=config["saliency"]["smoothgrad_stdev"],
+        seed=config["saliency"]["seed"],
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/saliency.py"
+
+
+rule top_genes:
+    input:
+        saliency=expand("results/saliency/{tissue}.parquet", tissue=TISSUES),
+        genes="results/genes/selected_genes.tsv",
+    output:
+        top_genes=report(
+            "results/saliency/top_genes.tsv",
+            caption="../report/top_genes.rst",
+            category="5. Saliency",
+        ),
+        mean_matrix="results/saliency/mean_saliency.parquet",
+    log:
+        "logs/top_genes.log",
+    params:
+        tissues=TISSUES,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/top_genes.py"
+
+
+rule saliency_heatmap:
+    input:
+        top_genes="results/saliency/top_genes.tsv",
+        mean_matrix="results/saliency/mean_saliency.parquet",
+    output:
+        report(
+            "results/saliency/heatmaps/{tissue}.png",
+            caption="../report/saliency_heatmap.rst",
+            category="5. Saliency",
+            subcategory="Per tissue",
+            labels={"tissue": "{tissue}"},
+        ),
+    log:
+        "logs/saliency_heatmap/{tissue}.log",
+    params:
+        tissue=lambda wildcards: wildcards.tissue,
+        top_n=config["saliency"]["top_n"],
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/saliency_heatmap.py"
+
+
+rule saliency_overview:
+    input:
+        top_genes="results/saliency/top_genes.tsv",
+        mean_matrix="results/saliency/mean_saliency.parquet",
+    output:
+        report(
+            "results/saliency/overview.png",
+            caption="../report/saliency_overview.rst",
+            category="5. Saliency",
+        ),
+    log:
+        "logs/saliency_overview.log",
+    params:
+        top_n=config["saliency"]["top_n"],
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/saliency_overview.py"
+
+
+rule saliency_validation:
+    input:
+        saliency=expand("results/saliency/{tissue}.parquet", tissue=TISSUES),
+        weights="results/model/model.safetensors",
+        model_json="results/model/model.json",
+        predictions="results/evaluation/predictions.tsv",
+        expression=expression_files(),
+        samples="results/split/samples.tsv",
+        genes="results/genes/selected_genes.tsv",
+        marker_sets=marker_sets_file(),
+    output:
+        report(
+            "results/saliency/validation.tsv",
+            caption="../report/saliency_validation.rst",
+            category="5. Saliency",
+        ),
+    log:
+        "logs/saliency_validation.log",
+    params:
+        top_k=config["saliency"]["validation_top_k"],
+        method=config["saliency"]["method"],
+        abs=config["saliency"]["abs"],
+        seed=config["saliency"]["seed"],
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/saliency_validation.py"

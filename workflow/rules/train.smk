@@ -1,0 +1,41 @@
+rule train:
+    input:
+        augmented=augmented_files(),
+        expression=expression_files(),
+        samples="results/split/samples.tsv",
+        genes="results/genes/selected_genes.tsv",
+    output:
+        weights="results/model/model.safetensors",
+        model_json="results/model/model.json",
+        history="results/model/history.tsv",
+        tensorboard=directory(f"results/tensorboard/{tensorboard_run_name()}"),
+    log:
+        "logs/train.log",
+    params:
+        model=config["model"],
+        train=config["train"],
+        run_config=config,
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/train.py"
+
+
+rule training_curves:
+    input:
+        "results/model/history.tsv",
+    output:
+        report(
+            "results/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="3. Training",
+        ),
+    log:
+        "logs/training_curves.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/training_curves.py"
