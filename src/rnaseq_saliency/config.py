@@ -38,9 +38,12 @@ def _describe(error: jsonschema.ValidationError) -> str:
         allowed = sorted(schema.get("properties", {}))
         return f"config key {path}: {error.message}; allowed keys here: {', '.join(allowed)}"
     if error.validator == "enum":
-        return f"config key {path}: {error.instance!r} is not allowed; expected one of {schema['enum']}"
+        allowed = schema["enum"]
+        return f"config key {path}: {error.instance!r} is not allowed; expected one of {allowed}"
     if error.validator == "oneOf" and "tissues" in path:
-        return f"config key {path}: expected 'all' or a list of tissue labels, got {error.instance!r}"
+        return (
+            f"config key {path}: expected 'all' or a list of tissue labels, got {error.instance!r}"
+        )
     return f"config key {path}: {error.message}"
 
 

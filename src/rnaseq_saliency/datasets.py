@@ -76,7 +76,13 @@ def load_split_rows(
             gene_ids = table.gene_ids
         _check_genes(path, table.gene_ids, gene_ids)
         keep = np.fromiter((s in ids for s in table.sample_ids), dtype=bool)
-        blocks.append((table.matrix[keep], [s for s, k in zip(table.sample_ids, keep) if k], tissue))
+        blocks.append(
+            (
+                table.matrix[keep],
+                [s for s, k in zip(table.sample_ids, keep, strict=True) if k],
+                tissue,
+            )
+        )
     if gene_ids is None:
         gene_ids = read_gene_ids(expression_files[0]) if expression_files else []
     n_rows = sum(len(ids) for _, ids, _ in blocks)

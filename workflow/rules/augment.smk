@@ -6,6 +6,8 @@ rule augment:
         "results/augmented/{tissue}.parquet",
     log:
         "logs/augment/{tissue}.log",
+    conda:
+        "../../envs/data.yaml"
     params:
         tissue=lambda wildcards: wildcards.tissue,
         method=config["augment"]["method"],
@@ -13,8 +15,6 @@ rule augment:
         noise_sigma=config["augment"]["noise_sigma"],
         smote_k_neighbors=config["augment"]["smote_k_neighbors"],
         seed=config["augment"]["seed"],
-    conda:
-        "../../envs/data.yaml"
     script:
         "../../scripts/augment.py"
 
@@ -22,7 +22,8 @@ rule augment:
 rule pca_augmentation:
     input:
         augmented=expand(
-            "results/augmented/{tissue}.parquet", tissue=config["augment"]["pca_tissues"]
+            "results/augmented/{tissue}.parquet",
+            tissue=config["augment"]["pca_tissues"],
         ),
     output:
         report(
@@ -32,10 +33,10 @@ rule pca_augmentation:
         ),
     log:
         "logs/pca_augmentation.log",
+    conda:
+        "../../envs/data.yaml"
     params:
         tissues=config["augment"]["pca_tissues"],
         method=config["augment"]["method"],
-    conda:
-        "../../envs/data.yaml"
     script:
         "../../scripts/pca_augmentation.py"

@@ -6,18 +6,22 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 # The workflow runs the package that sits beside it (src/), also inside conda environments
-# where it is not installed; scripts inherit this environment.
+# where it is not installed: script jobs inherit this search path. (We set the variable
+# rather than require it, so the envvars directive, which asserts user-set ones, is not
+# what this needs.)
 _SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (_SRC, os.environ.get("PYTHONPATH")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (_SRC, os.getenv("PYTHONPATH")) if p)
 )
 
 from rnaseq_saliency import gtex  # noqa: E402
 from rnaseq_saliency.config import validate_config  # noqa: E402
 from rnaseq_saliency.tissues import resolve_tissues  # noqa: E402
 
-validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+validate_config(
+    config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+)
 
 DATA = config["data"]
 TISSUES = resolve_tissues(DATA["tissues"])
@@ -32,12 +36,16 @@ def raw_dir():
     if DATA["source"] == "gtex":
         return f"resources/gtex/{RELEASE}"
     if not DATA["local_dir"]:
-        raise ValueError("config key data.local_dir: required when data.source is 'local'")
+        raise ValueError(
+            "config key data.local_dir: required when data.source is 'local'"
+        )
     return DATA["local_dir"]
 
 
 def raw_tissue_file(wildcards):
-    return os.path.join(raw_dir(), gtex.tissue_file_name(RELEASE, MEASURE, wildcards.tissue))
+    return os.path.join(
+        raw_dir(), gtex.tissue_file_name(RELEASE, MEASURE, wildcards.tissue)
+    )
 
 
 def raw_attributes_file():

@@ -2,12 +2,17 @@ rule demo:
     output:
         gct=expand(
             "resources/demo/{name}",
-            name=[gtex.tissue_file_name(RELEASE, MEASURE, t) for t in resolve_tissues("all")],
+            name=[
+                gtex.tissue_file_name(RELEASE, MEASURE, t)
+                for t in resolve_tissues("all")
+            ],
         ),
         attributes=f"resources/demo/{gtex.attributes_file_name(RELEASE)}",
         gtf=f"resources/demo/{gtex.gtf_file_name(RELEASE)}",
     log:
         "logs/demo.log",
+    conda:
+        "../../envs/data.yaml"
     params:
         seed=config["demo"]["seed"],
         n_genes=config["demo"]["n_genes"],
@@ -15,8 +20,6 @@ rule demo:
         min_samples_per_tissue=config["demo"]["min_samples_per_tissue"],
         release=RELEASE,
         measure=MEASURE,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../../scripts/demo.py"
 
@@ -27,16 +30,16 @@ rule download:
         checksum="resources/gtex/{release}/{filename}.sha256",
     log:
         "logs/download/{release}/{filename}.log",
-    params:
-        url=lambda wildcards: download_url(wildcards.release, wildcards.filename),
-        retries=DATA["download"]["retries"],
-        backoff_seconds=DATA["download"]["backoff_seconds"],
-        timeout_seconds=DATA["download"]["timeout_seconds"],
     wildcard_constraints:
         filename=r"[^/]+(?<!\.sha256)",
     retries: 0
     conda:
         "../../envs/data.yaml"
+    params:
+        url=lambda wildcards: download_url(wildcards.release, wildcards.filename),
+        retries=DATA["download"]["retries"],
+        backoff_seconds=DATA["download"]["backoff_seconds"],
+        timeout_seconds=DATA["download"]["timeout_seconds"],
     script:
         "../../scripts/download.py"
 
@@ -49,10 +52,10 @@ rule select_genes:
         "results/genes/selected_genes.tsv",
     log:
         "logs/select_genes.log",
-    params:
-        input_filter=DATA["input_filter"],
     conda:
         "../../envs/data.yaml"
+    params:
+        input_filter=DATA["input_filter"],
     script:
         "../../scripts/select_genes.py"
 
@@ -66,9 +69,9 @@ rule ingest:
         "results/expression/{tissue}.parquet",
     log:
         "logs/ingest/{tissue}.log",
-    params:
-        tissue=lambda wildcards: wildcards.tissue,
     conda:
         "../../envs/data.yaml"
+    params:
+        tissue=lambda wildcards: wildcards.tissue,
     script:
         "../../scripts/ingest.py"

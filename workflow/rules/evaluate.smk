@@ -40,11 +40,11 @@ rule evaluate:
         ),
     log:
         "logs/evaluate.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: workflow.cores
     params:
         test_opt=config["evaluate"]["test_opt"],
         seed=config["train"]["seed"],
-    threads: workflow.cores
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../../scripts/evaluate.py"

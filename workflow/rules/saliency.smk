@@ -8,6 +8,8 @@ rule saliency:
         "results/saliency/{tissue}.parquet",
     log:
         "logs/saliency/{tissue}.log",
+    conda:
+        "../../envs/torch.yaml"
     params:
         tissue=lambda wildcards: wildcards.tissue,
         method=config["saliency"]["method"],
@@ -17,8 +19,6 @@ rule saliency:
         smoothgrad_samples=config["saliency"]["smoothgrad_samples"],
         smoothgrad_stdev=config["saliency"]["smoothgrad_stdev"],
         seed=config["saliency"]["seed"],
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../../scripts/saliency.py"
 
@@ -36,10 +36,10 @@ rule top_genes:
         mean_matrix="results/saliency/mean_saliency.parquet",
     log:
         "logs/top_genes.log",
-    params:
-        tissues=TISSUES,
     conda:
         "../../envs/data.yaml"
+    params:
+        tissues=TISSUES,
     script:
         "../../scripts/top_genes.py"
 
@@ -58,11 +58,11 @@ rule saliency_heatmap:
         ),
     log:
         "logs/saliency_heatmap/{tissue}.log",
+    conda:
+        "../../envs/data.yaml"
     params:
         tissue=lambda wildcards: wildcards.tissue,
         top_n=config["saliency"]["top_n"],
-    conda:
-        "../../envs/data.yaml"
     script:
         "../../scripts/saliency_heatmap.py"
 
@@ -79,10 +79,10 @@ rule saliency_overview:
         ),
     log:
         "logs/saliency_overview.log",
-    params:
-        top_n=config["saliency"]["top_n"],
     conda:
         "../../envs/data.yaml"
+    params:
+        top_n=config["saliency"]["top_n"],
     script:
         "../../scripts/saliency_overview.py"
 
@@ -105,12 +105,12 @@ rule saliency_validation:
         ),
     log:
         "logs/saliency_validation.log",
+    conda:
+        "../../envs/torch.yaml"
     params:
         top_k=config["saliency"]["validation_top_k"],
         method=config["saliency"]["method"],
         abs=config["saliency"]["abs"],
         seed=config["saliency"]["seed"],
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../../scripts/saliency_validation.py"

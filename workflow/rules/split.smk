@@ -11,13 +11,13 @@ rule split:
         ),
     log:
         "logs/split.log",
+    conda:
+        "../../envs/data.yaml"
     params:
         tissues=TISSUES,
         test_fraction=config["split"]["test_fraction"],
         val_fraction=config["split"]["val_fraction"],
         group_by=config["split"]["group_by"],
         seed=config["split"]["seed"],
-    conda:
-        "../../envs/data.yaml"
     script:
         "../../scripts/split.py"

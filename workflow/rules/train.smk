@@ -11,15 +11,15 @@ rule train:
         tensorboard=directory(f"results/tensorboard/{tensorboard_run_name()}"),
     log:
         "logs/train.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: workflow.cores
+    resources:
+        gpu=1,
     params:
         model=config["model"],
         train=config["train"],
         run_config=config,
-    threads: workflow.cores
-    resources:
-        gpu=1,
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../../scripts/train.py"
 

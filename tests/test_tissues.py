@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+
+from rnaseq_saliency.gtex import donor_id
+from rnaseq_saliency.naming import run_name
+from rnaseq_saliency.tissues import all_labels, resolve_tissues, smtsd_to_label, tissue_table
+
+
+def test_table_has_the_54_v8_tissues_with_their_counts() -> None:
+    table = tissue_table()
+    assert len(table) == 54
+    counts = {t.label: t.n_samples_v8 for t in table}
+    assert sum(counts.values()) == 17382
+    assert counts["kidney_medulla"] == 4 and counts["muscle_skeletal"] == 803
+
+
+@pytest.mark.parametrize(
+    ("smtsd", "label"),
+    [
+        ("Brain - Spinal cord (cervical c-1)", "brain_spinal_cord_cervical_c-1"),
+        ("Whole Blood", "whole_blood"),
+        ("Cells - EBV-transformed lymphocytes", "cells_ebv-transformed_lymphocytes"),
+        ("Brain - Frontal Cortex (BA9)", "brain_frontal_cortex_ba9"),
+    ],
+)
+def test_smtsd_to_label(smtsd: str, label: str) -> None:
+    assert smtsd_to_label(smtsd) == label
+
+
+def test_every_table_label_is_its_smtsd_mapped() -> None:
+    assert all(smtsd_to_label(t.smtsd) == t.label for t in tissue_table())
+
+
+def test_resolve_tissues_all_and_list() -> None:
+    assert resolve_tissues("all") == all_labels()
+    assert resolve_tissues(["liver", "pancreas"]) == ["liver", "pancreas"]
+
+
+def test_unknown_tissue_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="unknown tissue label") as error:
+        resolve_tissues(["liver", "livr"])
+    assert "livr" in str(error.value) and "whole_blood" in str(error.value)
+
+
+def test_donor_id() -> None:
+    assert donor_id("GTEX-1117F-0226-SM-5GZZ7") == "GTEX-1117F"
+    with pytest.raises(ValueError, match="not GTEx-shaped"):
+        donor_id("sample7")
+
+
+def test_run_name_changes_with_training_values_only() -> None:
+    config = {
+        "data": {"source": "demo"},
+        "split": {"seed": 0},
+        "augment": {"method": "noise", "min_samples": 600},
+        "model": {
+            "preset": "default",
+            "hidden": [512, 256, 128],
+            "activation": "relu",
+            "dropout": 0.2,
+        },
+        "train": {"lr": 0.001, "batch_size": 256, "weight_decay": 0.0001, "seed": 0},
+        "saliency": {"top_n": 20},
+    }
+    name = run_name(config)
+    assert name.startswith("h512-256-128_relu_do0.2_lr0.001_bs256_wd0.0001_aug-noise600_seed0_")
+    other = {**config, "saliency": {"top_n": 5}}
+    assert run_name(other) == name
+    faster = {**config, "train": {**config["train"], "lr": 0.01}}
+    assert run_name(faster) != name
