@@ -1,0 +1,149 @@
+"""End-to-end: the real workflow on a small slice of the demo dataset, then dry runs that show
+which jobs a config change schedules."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+SMALL_CONFIG = {
+    "data": {
+        "source": "demo",
+        "tissues": [
+            "pancreas",
+            "liver",
+            "testis",
+            "muscle_skeletal",
+            "brain_cortex",
+            "brain_frontal_cortex_ba9",
+            "whole_blood",
+            "kidney_medulla",
+        ],
+    },
+    "demo": {"n_genes": 400},
+    "augment": {"min_samples": 40, "pca_tissues": ["liver", "brain_cortex"]},
+    "train": {"epochs": 4, "batch_size": 64},
+    "model": {"hidden": [64, 32, 16]},
+    "saliency": {"top_n": 10, "validation_top_k": 10},
+}
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(
+    workdir: Path, *args: str, configfile: str = "config.yaml", check: bool = True
+) -> subprocess.CompletedProcess:
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / configfile),
+        "--cores",
+        "2",
+        *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+    return result
+
+
+def with_override(config: dict, dotted_key: str, value: object) -> dict:
+    """A deep copy of ``config`` with ``section.key`` set to ``value``."""
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    section, key = dotted_key.split(".")
+    changed.setdefault(section, {})[key] = value
+    return changed
+
+
+def scheduled_rules(workdir: Path, dotted_key: str | None = None, value: object = None) -> dict:
+    """Rules (with job counts) that a dry run would run after changing one config value."""
+    config = SMALL_CONFIG if dotted_key is None else with_override(SMALL_CONFIG, dotted_key, value)
+    (workdir / "changed.yaml").write_text(yaml.safe_dump(config))
+    output = snakemake(workdir, "--dry-run", "--quiet", "rules", configfile="changed.yaml").stdout
+    table = output.split("Job stats:", 1)[-1] if "Job stats:" in output else ""
+    counts = {}
+    for line in table.splitlines():
+        match = re.fullmatch(r"\s*([a-z_]+)\s+(\d+)\s*", line)
+        if match and match.group(1) not in ("job", "total"):
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("demo_run")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(SMALL_CONFIG))
+    snakemake(workdir)
+    return workdir
+
+
+def test_the_workflow_writes_every_target(demo_run: Path) -> None:
+    results = demo_run / "results"
+    tissues = SMALL_CONFIG["data"]["tissues"]
+    for tissue in tissues:
+        assert (results / "expression" / f"{tissue}.parquet").stat().st_size > 0
+        assert (results / "saliency" / "heatmaps" / f"{tissue}.png").stat().st_size > 0
+    genes = pd.read_csv(results / "genes/selected_genes.tsv", sep="\t")
+    assert len(genes) == 400 and list(genes.columns) == ["gene_id", "gene_name"]
+    summary = json.loads((results / "evaluation/summary.json").read_text())
+    assert summary["model"]["accuracy"] > 0.5
+    history = pd.read_csv(results / "model/history.tsv", sep="\t")
+    assert 1 <= len(history) <= 4
+    assert any((results / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_no_test_sample_reaches_training(demo_run: Path) -> None:
+    from rnaseq_saliency.datasets import read_samples
+    from rnaseq_saliency.expression import read_expression
+
+    samples = read_samples(demo_run / "results/split/samples.tsv")
+    held_out = set(samples.loc[samples["split"] != "train", "sample_id"])
+    for path in (demo_run / "results/augmented").glob("*.parquet"):
+        table = read_expression(path)
+        sources = {s for value in table.extra["source_sample_id"] for s in value.split(";")}
+        assert not (set(table.sample_ids) | sources) & held_out, path
+
+
+def test_up_to_date_run_schedules_nothing(demo_run: Path) -> None:
+    assert scheduled_rules(demo_run) == {}
+
+
+def test_min_samples_change_starts_at_augment(demo_run: Path) -> None:
+    rules = scheduled_rules(demo_run, "augment.min_samples", 50)
+    assert rules.get("augment") == len(SMALL_CONFIG["data"]["tissues"])
+    assert {"train", "evaluate", "saliency"} <= rules.keys()
+    assert not {"demo", "select_genes", "ingest", "split"} & rules.keys()
+
+
+def test_split_seed_change_starts_at_split(demo_run: Path) -> None:
+    rules = scheduled_rules(demo_run, "split.seed", 1)
+    assert {"split", "augment", "train"} <= rules.keys()
+    assert not {"demo", "select_genes", "ingest"} & rules.keys()
+
+
+def test_top_n_change_redraws_only_the_heatmaps(demo_run: Path) -> None:
+    rules = scheduled_rules(demo_run, "saliency.top_n", 5)
+    assert set(rules) == {"saliency_heatmap", "saliency_overview", "all"}
+    assert rules["saliency_heatmap"] == len(SMALL_CONFIG["data"]["tissues"])
+
+
+def test_report_is_built(demo_run: Path) -> None:
+    snakemake(demo_run, "--report", str(demo_run / "report.html"))
+    html = (demo_run / "report.html").read_text()
+    assert "confusion_matrix.png" in html and "pca_augmentation.png" in html
