@@ -26,6 +26,8 @@ import pyarrow.parquet as pq
 from rnaseq_saliency.fileio import atomic_path
 
 GENE_IDS_KEY = b"rnaseq_saliency.gene_ids"
+# Fixed types, so that an empty file (a tissue with no training rows) has typed columns.
+EXTRA_COLUMN_TYPES = {"synthetic": pa.bool_(), "source_sample_id": pa.string()}
 EXPRESSION_COLUMN = "expression"
 
 
@@ -61,7 +63,7 @@ def write_expression(path: str | os.PathLike[str], table: ExpressionTable) -> No
         "donor_id": pa.array(table.donor_ids, type=pa.string()),
     }
     for name, column in table.extra.items():
-        columns[name] = pa.array(column)
+        columns[name] = pa.array(column, type=EXTRA_COLUMN_TYPES.get(name))
     columns[EXPRESSION_COLUMN] = expression
     schema_metadata = {GENE_IDS_KEY: json.dumps(list(table.gene_ids)).encode()}
     arrow_table = pa.table(columns).replace_schema_metadata(schema_metadata)

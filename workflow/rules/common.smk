@@ -26,6 +26,11 @@ validate_config(
 DATA = config["data"]
 TISSUES = resolve_tissues(DATA["tissues"])
 RELEASE = DATA["release"]
+_outside = sorted(set(config["augment"]["pca_tissues"]) - set(TISSUES))
+if _outside:
+    raise ValueError(
+        f"config key augment.pca_tissues: {_outside} not among data.tissues ({TISSUES})"
+    )
 MEASURE = DATA["measure"]
 
 
