@@ -1,0 +1,20 @@
+"""Snakemake adapter for rule ``evaluate``: score held-out samples, write reports and baseline."""
+
+from pathlib import Path
+
+from rnaseq_saliency.logs import setup_logging
+
+log = setup_logging(snakemake.log[0])
+
+from rnaseq_saliency.evaluate import OUTPUT_KEYS, run_evaluation  # noqa: E402
+
+run_evaluation(
+    model_dir=Path(snakemake.input.weights).parent,
+    augmented_files=list(snakemake.input.augmented),
+    expression_files=list(snakemake.input.expression),
+    samples_tsv=snakemake.input.samples,
+    outputs={key: getattr(snakemake.output, key) for key in OUTPUT_KEYS},
+    test_opt=int(snakemake.params.test_opt),
+    seed=int(snakemake.params.seed),
+    threads=snakemake.threads,
+)
