@@ -26,6 +26,11 @@ validate_config(
 DATA = config["data"]
 TISSUES = resolve_tissues(DATA["tissues"])
 RELEASE = DATA["release"]
+if DATA["source"] == "demo" and RELEASE != "v8":
+    raise ValueError(
+        "config key data.release: the demo dataset is built on GTEx v8 (GENCODE v26 ids); "
+        "use release v8 with data.source demo"
+    )
 _outside = sorted(set(config["augment"]["pca_tissues"]) - set(TISSUES))
 if _outside:
     raise ValueError(

@@ -1,0 +1,603 @@
+"""The bundled demo dataset: GTEx-shaped files generated from Human Protein Atlas profiles.
+
+``write_demo_dataset`` writes the files a GTEx v8 user downloads, under their published names
+(``rnaseq_saliency.gtex``), so the demo goes through the same reader as real data:
+
+- ``gene_tpm_2017-06-05_v8_<label>.gct.gz`` for each of the 54 tissues (``gene_reads_...`` with
+  ``measure="reads"``): GCT 1.2 with the per-tissue files' extra leading ``id`` column (a 0-based
+  row number), versioned GENCODE v26 ids in ``Name`` and gene symbols in ``Description``; genes in
+  genome order, samples sorted by id;
+- ``GTEx_Analysis_v8_Annotations_SampleAttributesDS.txt``: SAMPID, SMTS, SMTSD, SMAFRZE and other
+  real columns, filled plausibly, with non-RNA-seq rows (WGS, WES, EXCLUDE) and the leukemia cell
+  line (CML, ``K-562-...``) rows that have no per-tissue file, as in the real file;
+- ``GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt``: SUBJID, SEX (1 male, 2 female), AGE,
+  DTHHRDY of the demo donors;
+- ``gencode.v26.GRCh38.genes.gtf``: the demo genes in the GTEx collapsed-model style (a ``gene`` and
+  a ``transcript`` line per gene, ``gene_type "protein_coding"``), real coordinates;
+- ``demo_tissue_specific_genes.tsv`` (``tissue``, ``gene_id``, ``gene_name``): the genes that are
+  tissue-specific by construction, for checking what the saliency maps find (below).
+
+Size. Genes: the first ``n_genes`` rows of the committed table ``data/demo_profiles.tsv.gz``
+(HPA-enriched markers of every tissue first, then high-variance genes; ``demo_build``), written in
+genome order. Samples per tissue: ``max(min_samples_per_tissue, round(n_v8 * sample_scale))`` where
+``n_v8`` is the tissue's GTEx v8 RNA-seq sample count, which keeps GTEx's imbalance (muscle 803 ->
+80, kidney medulla 4 -> 4 at the default 0.1): 1,757 samples with the defaults. Donors:
+``round(948 * sample_scale)`` (948 donors gave v8 RNA-seq samples), raised if a tissue needs more
+donors of one sex than there are; 2 of 3 male, as in GTEx. Each donor gives at most one sample per
+tissue and, like GTEx donors, samples to many tissues: a tissue's donors are drawn from the eligible
+donors with a per-donor propensity, so donors differ in how many tissues they gave. Testis and
+prostate come only from male donors; uterus, ovary, vagina, both cervix sites and the fallopian
+tube only from female donors.
+
+Expression model, per gene g, tissue t, donor d and sample j (natural logs):
+
+1. Tissue mean ``m_tg``: the committed HPA mix for ``t`` (nTPM), floored at 0.01 so that silent
+   genes still leak a read now and then, times ``exp(delta_tg)``. ``delta_t`` is a tissue-specific
+   deviation on a random 4% of genes, normal with sd 0.35. It gives every tissue a signature of its
+   own; for tissues that share an HPA profile (brain cortex / frontal cortex BA9 / cingulate
+   cortex BA24, the basal ganglia, both cerebellum samples, both skins, kidney cortex and medulla,
+   the heart chambers, tibial artery and aorta) it is the only difference, so they are hard but
+   possible to tell apart, as in GTEx.
+2. True expression ``x_jg = m_tg * exp(s_t * sigma_g * z_jg + 0.5 * sigma_g * u_dg)``: ``sigma_g``
+   a gene-specific biological dispersion (log-normal around 0.3), ``s_t`` a tissue heterogeneity
+   factor (log-normal around 1), ``z`` per-sample noise and ``u_dg`` a donor effect shared by all of
+   that donor's tissues (both standard normal). Y-chromosome genes are silent in female donors.
+3. Sampling: ``N_j`` reads land in genes (log-normal, median 40 million). Gene g gets
+   ``Poisson(N_j * x_jg * L_g / (1e6 * 2500))`` reads, where ``L_g`` is a stand-in for its exonic
+   length from its genomic span (``effective_length``) and 2,500 bp an average transcript length,
+   so the TPM-scale ``x`` returns as TPM: ``TPM_jg = reads_jg * 1e6 * 2500 / (N_j * L_g)``, rounded
+   to 3 decimals. Lowly expressed genes get zeros. With ``measure="reads"`` the read counts are
+   written instead; the same seed gives the same samples and counts either way.
+
+Tissue-specific genes: a demo gene in the HPA marker set of tissue t
+(``data/hpa_tissue_enriched.gmt``: genes HPA finds >= 4x enriched in t's main HPA tissue) whose
+demo mean ``m_tg`` is at least twice its mean in every tissue outside t's marker group (tissues
+that share t's markers, like the three cortex samples, are one group).
+
+Deterministic: every random draw comes from ``numpy.random.SeedSequence(seed)``, and gzip headers
+carry no time stamp or file name, so the same arguments give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from rnaseq_saliency import gtex
+from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.tissues import Tissue, tissue_table
+
+log = logging.getLogger(__name__)
+
+V8_DONORS = 948
+MALE_FRACTION = 0.666  # 653 of 980 GTEx v8 subjects
+MALE_ONLY = frozenset({"testis", "prostate"})
+FEMALE_ONLY = frozenset(
+    {"uterus", "ovary", "vagina", "cervix_ectocervix", "cervix_endocervix", "fallopian_tube"}
+)
+# GTEx v8 subject phenotypes (gtex_v8_subject_phenotypes.txt): age bins and Hardy scale counts.
+AGE_BINS = {"20-29": 84, "30-39": 78, "40-49": 153, "50-59": 315, "60-69": 317, "70-79": 33}
+HARDY = {"0": 511, "1": 35, "2": 239, "3": 57, "4": 119, "": 19}
+
+# Expression model constants (module docstring). The deviation size was tuned so that a
+# logistic regression on the default demo confuses brain sub-regions, both cerebellum samples and
+# kidney cortex/medulla often, and distinct tissues almost never (about 97% accuracy overall).
+EXPRESSION_FLOOR = 0.01  # nTPM; HPA zeros would otherwise be exact zeros in every sample
+DEVIATION_FRACTION = 0.04  # share of genes carrying a tissue's own deviation
+DEVIATION_SD = 0.35  # natural-log units of that deviation
+DISPERSION_MEDIAN = 0.3  # typical within-tissue sd of log expression across samples
+DONOR_SHARE = 0.5  # donor effect sd, relative to the gene's dispersion
+READS_MEDIAN = 40e6  # reads counted in genes per sample
+MEAN_TRANSCRIPT_LENGTH = 2500.0  # bp; ties TPM to reads (see effective_length)
+SPECIFICITY_FOLD = 2.0  # demo mean over the highest tissue outside the marker group
+TPM_DECIMALS = 3  # a single read on a 20 kb gene is ~0.002 TPM; fewer decimals would zero it
+
+SUBJECT_FILE = "GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt"
+SPECIFIC_GENES_FILE = "demo_tissue_specific_genes.tsv"
+CML_SMTSD = "Cells - Leukemia cell line (CML)"
+_ALNUM = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+_PATHOLOGY_NOTES = (
+    "2 pieces, no abnormalities",
+    "1 piece, well preserved",
+    "2 pieces, mild autolysis",
+    "3 pieces, ~10% fibrous tissue",
+    "2 pieces, adequate",
+)
+
+ATTRIBUTE_COLUMNS = (
+    "SAMPID", "SMATSSCR", "SMCENTER", "SMPTHNTS", "SMRIN", "SMTS", "SMTSD", "SMUBRID", "SMTSISCH",
+    "SMTSPAX", "SMNABTCH", "SMNABTCHT", "SMNABTCHD", "SMGEBTCH", "SMGEBTCHD", "SMGEBTCHT",
+    "SMAFRZE", "SMMAPRT", "SMRDTTL",
+)  # fmt: skip
+
+# SMTS (broad tissue) for labels whose first word does not give it.
+_SMTS = {
+    "whole_blood": "Blood",
+    "cells_ebv-transformed_lymphocytes": "Blood",
+    "cells_cultured_fibroblasts": "Skin",
+    "muscle_skeletal": "Muscle",
+    "minor_salivary_gland": "Salivary Gland",
+    "adrenal_gland": "Adrenal Gland",
+    "small_intestine_terminal_ileum": "Small Intestine",
+    "breast_mammary_tissue": "Breast",
+    "fallopian_tube": "Fallopian Tube",
+}
+_SMTS_PREFIX = {
+    "brain": "Brain", "adipose": "Adipose Tissue", "artery": "Blood Vessel", "heart": "Heart",
+    "skin": "Skin", "esophagus": "Esophagus", "colon": "Colon", "nerve": "Nerve",
+    "kidney": "Kidney", "cervix": "Cervix Uteri",
+}  # fmt: skip
+
+
+def smts(label: str) -> str:
+    """The GTEx broad tissue (SMTS) of a tissue label: ``brain_cortex`` -> ``Brain``."""
+    if label in _SMTS:
+        return _SMTS[label]
+    head = label.split("_")[0]
+    return _SMTS_PREFIX.get(head, head.capitalize())
+
+
+def samples_per_tissue(sample_scale: float, min_samples_per_tissue: int) -> dict[str, int]:
+    """``max(min_samples_per_tissue, round(n_v8 * sample_scale))`` per tissue, halves rounded up."""
+    if not 0 < sample_scale <= 1:
+        raise ValueError(f"config key demo.sample_scale: must be in (0, 1], got {sample_scale}")
+    if min_samples_per_tissue < 1:
+        raise ValueError(
+            f"config key demo.min_samples_per_tissue: must be >= 1, got {min_samples_per_tissue}"
+        )
+    return {
+        t.label: max(min_samples_per_tissue, math.floor(t.n_samples_v8 * sample_scale + 0.5))
+        for t in tissue_table()
+    }
+
+
+def effective_length(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """A stand-in for a gene's exonic length (bp), from its genomic span.
+
+    The collapsed gene model's exons are not in the demo's gene table; mature transcripts are a
+    small, sub-linear share of long genes: ``min(span, 1000 + span / 10)``, at most 20 kb.
+    """
+    span = (np.asarray(end, dtype=np.float64) - np.asarray(start, dtype=np.float64)) + 1.0
+    return np.minimum(np.minimum(span, 1000.0 + span / 10.0), 20_000.0)
+
+
+@dataclass(frozen=True)
+class DemoGenes:
+    """The demo's genes in genome order, with their per-tissue HPA mean profiles."""
+
+    gene_id: list[str]
+    gene_name: list[str]
+    chrom: list[str]
+    start: np.ndarray
+    end: np.ndarray
+    strand: list[str]
+    profiles: np.ndarray  # (n_genes, n_tissues) nTPM, tissues in tissue_table() order
+
+
+def _read_package_text(name: str, *, gzipped: bool = False) -> str:
+    resource = resources.files("rnaseq_saliency").joinpath(f"data/{name}")
+    data = resource.read_bytes()
+    return (gzip.decompress(data) if gzipped else data).decode("utf-8")
+
+
+def load_demo_genes(n_genes: int) -> DemoGenes:
+    """The first ``n_genes`` genes of the committed profile table, with GENCODE coordinates."""
+    lines = _read_package_text("demo_profiles.tsv.gz", gzipped=True).splitlines()
+    header = lines[0].split("\t")
+    labels = [t.label for t in tissue_table()]
+    if header[3:] != labels:
+        raise ValueError("data/demo_profiles.tsv.gz: tissue columns differ from the 54 GTEx labels")
+    pool = len(lines) - 1
+    if not 1 <= n_genes <= pool:
+        raise ValueError(
+            f"config key demo.n_genes: the demo's profile table holds {pool} genes; "
+            f"got {n_genes} (allowed 1..{pool})"
+        )
+    rows = [line.split("\t") for line in lines[1 : n_genes + 1]]
+    wanted = {row[0]: row for row in rows}
+    gencode = _read_package_text("gencode_v26_protein_coding.tsv.gz", gzipped=True).splitlines()
+    found = []
+    for line in gencode[1:]:  # gene_id gene_name chrom start end strand, in genome order
+        fields = line.split("\t")
+        if fields[0] in wanted:
+            found.append(fields)
+    if len(found) != n_genes:
+        missing = sorted(set(wanted) - {fields[0] for fields in found})
+        raise ValueError(f"data/demo_profiles.tsv.gz: gene ids not in GENCODE v26: {missing[:5]}")
+    profiles = np.array([wanted[fields[0]][3:] for fields in found], dtype=np.float64)
+    return DemoGenes(
+        gene_id=[fields[0] for fields in found],
+        gene_name=[fields[1] for fields in found],
+        chrom=[fields[2] for fields in found],
+        start=np.array([int(fields[3]) for fields in found]),
+        end=np.array([int(fields[4]) for fields in found]),
+        strand=[fields[5] for fields in found],
+        profiles=profiles,
+    )
+
+
+def read_gmt(text: str) -> dict[str, list[str]]:
+    """GMT text (``name<TAB>description<TAB>gene...``) to ``{name: genes}``."""
+    sets: dict[str, list[str]] = {}
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 3:
+            raise ValueError(f"GMT line {line_no}: expected name, description and genes")
+        sets[fields[0]] = [gene for gene in fields[2:] if gene]
+    return sets
+
+
+def tissue_specific_genes(
+    means: np.ndarray, gene_ids: Sequence[str], labels: Sequence[str], markers: dict[str, list[str]]
+) -> list[tuple[str, int]]:
+    """(tissue, gene row) pairs: demo genes in the tissue's marker set whose mean is at least
+    ``SPECIFICITY_FOLD`` times their mean in every tissue that does not share the marker."""
+    row_of = {gene: row for row, gene in enumerate(gene_ids)}
+    holders: dict[int, set[int]] = {}
+    for column, label in enumerate(labels):
+        for gene in markers.get(label, []):
+            if gene in row_of:
+                holders.setdefault(row_of[gene], set()).add(column)
+    pairs = []
+    for column, label in enumerate(labels):
+        for gene in markers.get(label, []):
+            row = row_of.get(gene)
+            if row is None:
+                continue
+            others = [c for c in range(len(labels)) if c not in holders[row]]
+            if others and means[row, column] >= SPECIFICITY_FOLD * means[row, others].max():
+                pairs.append((label, row))
+    return pairs
+
+
+@dataclass
+class Donors:
+    ids: list[str]
+    male: np.ndarray  # bool per donor
+    age: list[str]
+    hardy: list[str]
+
+
+def _random_codes(rng: np.random.Generator, n: int, width: int, taken: set[str]) -> list[str]:
+    """``n`` distinct upper-case alphanumeric codes not in ``taken`` (which is updated)."""
+    codes: list[str] = []
+    while len(codes) < n:
+        code = "".join(rng.choice(_ALNUM, size=width))
+        if code not in taken:
+            taken.add(code)
+            codes.append(code)
+    return codes
+
+
+def _categorical(rng: np.random.Generator, counts: dict[str, int], n: int) -> list[str]:
+    names = list(counts)
+    weights = np.array([counts[name] for name in names], dtype=np.float64)
+    return [names[i] for i in rng.choice(len(names), size=n, p=weights / weights.sum())]
+
+
+def make_donors(rng: np.random.Generator, counts: dict[str, int], sample_scale: float) -> Donors:
+    """Donors enough for every tissue (one sample per tissue per donor), about 2/3 male."""
+    need_any = max(counts.values())
+    need_male = max(counts[label] for label in MALE_ONLY)
+    need_female = max(counts[label] for label in FEMALE_ONLY)
+    n_total = max(math.floor(V8_DONORS * sample_scale + 0.5), need_any, need_male + need_female)
+    n_female = max(round(n_total * (1 - MALE_FRACTION)), need_female)
+    n_male = max(n_total - n_female, need_male)
+    male = np.array([True] * n_male + [False] * n_female)
+    rng.shuffle(male)
+    ids = [f"GTEX-{code}" for code in _random_codes(rng, male.size, 5, set())]
+    return Donors(
+        ids=ids,
+        male=male,
+        age=_categorical(rng, AGE_BINS, male.size),
+        hardy=_categorical(rng, HARDY, male.size),
+    )
+
+
+def assign_donors(
+    rng: np.random.Generator, donors: Donors, counts: dict[str, int]
+) -> dict[str, np.ndarray]:
+    """For each tissue, the indices of its donors: eligible by sex, drawn by donor propensity."""
+    propensity = rng.beta(4.0, 1.5, size=len(donors.ids))
+    chosen: dict[str, np.ndarray] = {}
+    for label, n in counts.items():
+        if label in MALE_ONLY:
+            eligible = np.flatnonzero(donors.male)
+        elif label in FEMALE_ONLY:
+            eligible = np.flatnonzero(~donors.male)
+        else:
+            eligible = np.arange(len(donors.ids))
+        p = propensity[eligible] / propensity[eligible].sum()
+        chosen[label] = np.sort(rng.choice(eligible, size=n, replace=False, p=p))
+    return chosen
+
+
+def tissue_means(rng: np.random.Generator, profiles: np.ndarray) -> np.ndarray:
+    """Floored HPA means times each tissue's own sparse log-normal deviation (model step 1)."""
+    n_genes, n_tissues = profiles.shape
+    deviation = np.zeros_like(profiles)
+    n_dev = max(1, round(DEVIATION_FRACTION * n_genes))
+    for column in range(n_tissues):
+        rows = rng.choice(n_genes, size=n_dev, replace=False)
+        deviation[rows, column] = rng.normal(0.0, DEVIATION_SD, size=n_dev)
+    return np.maximum(profiles, EXPRESSION_FLOOR) * np.exp(deviation)
+
+
+@dataclass
+class TissueSamples:
+    sample_ids: list[str]
+    donor_rows: np.ndarray
+    reads: np.ndarray  # (n_genes, n_samples) int64
+    tpm: np.ndarray  # (n_genes, n_samples) float64, rounded
+    library: np.ndarray  # reads in genes per sample (N_j)
+
+
+def simulate_tissue(
+    rng: np.random.Generator,
+    mean: np.ndarray,
+    dispersion: np.ndarray,
+    donor_effect: np.ndarray,
+    donor_rows: np.ndarray,
+    female_silent: np.ndarray,
+    male: np.ndarray,
+    length: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reads, TPM and library sizes of one tissue's samples (model steps 2 and 3)."""
+    n_genes, n = mean.size, donor_rows.size
+    heterogeneity = math.exp(rng.normal(0.0, 0.2))
+    noise = rng.standard_normal((n_genes, n))
+    log_x = (
+        np.log(mean)[:, None]
+        + heterogeneity * dispersion[:, None] * noise
+        + DONOR_SHARE * dispersion[:, None] * donor_effect[:, donor_rows]
+    )
+    x = np.exp(log_x)
+    x[np.ix_(female_silent, ~male[donor_rows])] = 0.0
+    library = np.exp(rng.normal(math.log(READS_MEDIAN), 0.35, size=n))
+    scale = length[:, None] * library[None, :] / (1e6 * MEAN_TRANSCRIPT_LENGTH)
+    reads = rng.poisson(x * scale)
+    tpm = np.round(reads / scale, TPM_DECIMALS)
+    return reads, tpm, library
+
+
+def write_gct(
+    path: str | Path,
+    gene_ids: Sequence[str],
+    gene_names: Sequence[str],
+    sample_ids: Sequence[str],
+    values: np.ndarray,
+    *,
+    integer: bool,
+) -> None:
+    """A GTEx per-tissue GCT 1.2 (gzip): ``#1.2``, dims, ``id Name Description samples...``."""
+    n_genes, n_samples = values.shape
+    fmt = str if integer else "%.10g".__mod__
+    # No file name or time stamp in the gzip header: the same values give the same bytes.
+    # Level 1: compression dominated the run time at the default level 6, for 15% smaller files.
+    with (
+        atomic_path(path) as tmp,
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as gz,
+        io.TextIOWrapper(gz, encoding="utf-8", newline="\n") as text,
+    ):
+        text.write(f"#1.2\n{n_genes}\t{n_samples}\n")
+        text.write("\t".join(["id", "Name", "Description", *sample_ids]) + "\n")
+        for row, (gene, name, line) in enumerate(
+            zip(gene_ids, gene_names, values.tolist(), strict=True)
+        ):
+            text.write(f"{row}\t{gene}\t{name}\t" + "\t".join(map(fmt, line)) + "\n")
+
+
+def _write_table(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write("\t".join(header) + "\n")
+        for row in rows:
+            handle.write("\t".join(row) + "\n")
+
+
+def write_gtf(path: str | Path, genes: DemoGenes) -> None:
+    """The demo genes as a GTEx collapsed gene model: a gene and a transcript line per gene."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(
+            "##description: evidence-based annotation of the human genome (GRCh38), version 26 "
+            "(Ensembl 88), collapsed gene model; rnaseq-saliency demo subset\n"
+            "##provider: GENCODE\n##format: gtf\n"
+        )
+        for i, gene in enumerate(genes.gene_id):
+            name = genes.gene_name[i]
+            source = "ENSEMBL" if genes.chrom[i] == "chrM" else "HAVANA"
+            where = (
+                f"{genes.chrom[i]}\t{source}\t{{}}\t{genes.start[i]}\t{genes.end[i]}\t.\t"
+                f"{genes.strand[i]}\t.\t"
+            )
+            attributes = (
+                f'gene_id "{gene}"; gene_type "protein_coding"; gene_name "{name}"; level 2;'
+            )
+            handle.write(where.format("gene") + attributes + "\n")
+            handle.write(
+                where.format("transcript") + attributes + f' transcript_id "{gene}"; '
+                f'transcript_type "protein_coding"; transcript_name "{name}";\n'
+            )
+
+
+def _date(rng: np.random.Generator) -> str:
+    day = int(rng.integers(0, 5 * 365))  # GTEx processed samples from 2011 to 2016
+    ordinal = np.datetime64("2011-06-01") + np.timedelta64(day, "D")
+    year, month, dom = str(ordinal).split("-")
+    return f"{month}/{dom}/{year}"
+
+
+def _attribute_row(
+    rng: np.random.Generator, sample_id: str, tissue: Tissue | None, freeze: str, total_reads: int
+) -> dict[str, str]:
+    """One attributes row; RNA-seq fields stay empty for DNA (WGS/WES) rows, as in GTEx."""
+    if tissue is None:  # whole-blood DNA sample
+        return {"SAMPID": sample_id, "SMTS": "Blood", "SMTSD": "Whole Blood",
+                "SMUBRID": "0013756", "SMCENTER": "B1", "SMAFRZE": freeze,
+                "SMNABTCH": f"BP-{rng.integers(10000, 99999)}",
+                "SMNABTCHT": "DNA isolation_Whole Blood_QIAGEN Puregene (Manual)",
+                "SMNABTCHD": _date(rng)}  # fmt: skip
+    blood = tissue.label == "whole_blood"
+    return {
+        "SAMPID": sample_id,
+        "SMATSSCR": "" if blood else str(int(rng.choice(4, p=[0.3, 0.5, 0.17, 0.03]))),
+        "SMCENTER": str(rng.choice(["B1", "C1", "D1"], p=[0.5, 0.3, 0.2])),
+        "SMPTHNTS": "" if blood else str(rng.choice(_PATHOLOGY_NOTES)),
+        "SMRIN": f"{min(10.0, max(3.0, rng.normal(7.0, 1.0))):.1f}",
+        "SMTS": smts(tissue.label),
+        "SMTSD": tissue.smtsd,
+        "SMUBRID": tissue.uberon,
+        "SMTSISCH": str(int(rng.integers(5, 60) if blood else rng.integers(60, 1400))),
+        "SMTSPAX": "" if blood else str(int(rng.integers(240, 1440))),
+        "SMNABTCH": f"BP-{rng.integers(10000, 99999)}",
+        "SMNABTCHT": (
+            "RNA isolation_PAXgene Blood RNA (Manual)"
+            if blood
+            else "RNA isolation_PAXgene Tissue miRNA"
+        ),
+        "SMNABTCHD": _date(rng),
+        "SMGEBTCH": f"LCSET-{rng.integers(1000, 9999)}",
+        "SMGEBTCHD": _date(rng),
+        "SMGEBTCHT": "TruSeq.v1",
+        "SMAFRZE": freeze,
+        "SMMAPRT": f"{rng.uniform(0.93, 0.995):.5f}",
+        "SMRDTTL": str(total_reads),
+    }
+
+
+def write_demo_dataset(
+    out_dir: str | Path,
+    *,
+    seed: int,
+    n_genes: int,
+    sample_scale: float,
+    min_samples_per_tissue: int,
+    release: str = "v8",
+    measure: str = "tpm",
+) -> None:
+    """Write the demo dataset's GTEx-named files into ``out_dir`` (see the module docstring)."""
+    if release != "v8":
+        raise ValueError(
+            f"config key data.release: the demo dataset mimics GTEx v8 (GENCODE v26 ids); "
+            f"got {release!r}. Use data.release: v8 with data.source: demo."
+        )
+    gtex.tissue_file_name(release, measure, "liver")  # validates measure
+    out = Path(out_dir)
+    tissues = tissue_table()
+    labels = [t.label for t in tissues]
+    counts = samples_per_tissue(sample_scale, min_samples_per_tissue)
+    genes = load_demo_genes(n_genes)
+    streams = np.random.SeedSequence(seed).spawn(5 + len(tissues))
+    donor_rng, assign_rng, mean_rng, gene_rng, attr_rng = (
+        np.random.default_rng(s) for s in streams[:5]
+    )
+    tissue_rngs = [np.random.default_rng(s) for s in streams[5:]]
+
+    donors = make_donors(donor_rng, counts, sample_scale)
+    chosen = assign_donors(assign_rng, donors, counts)
+    means = tissue_means(mean_rng, genes.profiles)
+    dispersion = np.clip(DISPERSION_MEDIAN * np.exp(gene_rng.normal(0.0, 0.4, n_genes)), 0.08, 1.5)
+    donor_effect = gene_rng.standard_normal((n_genes, len(donors.ids)))
+    female_silent = np.array([chrom == "chrY" for chrom in genes.chrom])
+    length = effective_length(genes.start, genes.end)
+
+    taken_sm: set[str] = set()
+    attributes: list[dict[str, str]] = []
+    for tissue, rng, label in zip(tissues, tissue_rngs, labels, strict=True):
+        donor_rows = chosen[label]
+        site = f"{rng.integers(1, 3000):04d}"  # one aliquot code per tissue, like GTEx's
+        sm_codes = _random_codes(rng, donor_rows.size, 5, taken_sm)
+        sample_ids = [
+            f"{donors.ids[d]}-{site}-SM-{code}"
+            for d, code in zip(donor_rows, sm_codes, strict=True)
+        ]
+        reads, tpm, library = simulate_tissue(
+            rng, means[:, labels.index(label)], dispersion, donor_effect, donor_rows,
+            female_silent, donors.male, length,
+        )  # fmt: skip
+        order = np.argsort(sample_ids)
+        sample_ids = [sample_ids[i] for i in order]
+        values = reads[:, order] if measure == "reads" else tpm[:, order]
+        write_gct(
+            out / gtex.tissue_file_name(release, measure, label),
+            genes.gene_id, genes.gene_name, sample_ids, values, integer=measure == "reads",
+        )  # fmt: skip
+        for sample_id, i in zip(sample_ids, order, strict=True):
+            total = int(library[i] / 0.6)  # about 60% of GTEx reads are counted in genes
+            attributes.append(_attribute_row(attr_rng, sample_id, tissue, "RNASEQ", total))
+
+    attributes.extend(_extra_attribute_rows(attr_rng, donors, tissues, taken_sm))
+    attributes.sort(key=lambda row: row["SAMPID"])
+    _write_table(
+        out / gtex.attributes_file_name(release),
+        ATTRIBUTE_COLUMNS,
+        ([row.get(column, "") for column in ATTRIBUTE_COLUMNS] for row in attributes),
+    )
+    _write_table(
+        out / SUBJECT_FILE,
+        ("SUBJID", "SEX", "AGE", "DTHHRDY"),
+        sorted(
+            (donor, "1" if male else "2", age, hardy)
+            for donor, male, age, hardy in zip(
+                donors.ids, donors.male, donors.age, donors.hardy, strict=True
+            )
+        ),
+    )
+    write_gtf(out / gtex.gtf_file_name(release), genes)
+    markers = read_gmt(_read_package_text("hpa_tissue_enriched.gmt"))
+    specific = tissue_specific_genes(means, genes.gene_id, labels, markers)
+    _write_table(
+        out / SPECIFIC_GENES_FILE,
+        ("tissue", "gene_id", "gene_name"),
+        ((label, genes.gene_id[row], genes.gene_name[row]) for label, row in specific),
+    )
+    n_rnaseq = sum(counts.values())
+    log.info(
+        "demo dataset in %s: %d genes, %d tissues, %d RNA-seq samples, %d donors "
+        "(%d male), %d tissue-specific gene entries, seed %d",
+        out, n_genes, len(labels), n_rnaseq, len(donors.ids), int(donors.male.sum()),
+        len(specific), seed,
+    )  # fmt: skip
+
+
+def _extra_attribute_rows(
+    rng: np.random.Generator, donors: Donors, tissues: Sequence[Tissue], taken_sm: set[str]
+) -> list[dict[str, str]]:
+    """Rows the real file has but the per-tissue files do not: DNA samples, QC-excluded RNA
+    samples and the leukemia cell line (CML, no per-tissue file)."""
+    rows = []
+    n = len(donors.ids)
+    dna = rng.choice(n, size=max(1, n // 4), replace=False)
+    for d in np.sort(dna):
+        for freeze in ("WGS", "WES") if rng.random() < 0.5 else ("WGS",):
+            code = _random_codes(rng, 1, 5, taken_sm)[0]
+            rows.append(_attribute_row(rng, f"{donors.ids[d]}-0004-SM-{code}", None, freeze, 0))
+    for d in np.sort(rng.choice(n, size=max(1, n // 20), replace=False)):
+        tissue = tissues[int(rng.integers(len(tissues)))]
+        if (tissue.label in MALE_ONLY and not donors.male[d]) or (
+            tissue.label in FEMALE_ONLY and donors.male[d]
+        ):
+            continue
+        code = _random_codes(rng, 1, 5, taken_sm)[0]
+        row = _attribute_row(rng, f"{donors.ids[d]}-3001-SM-{code}", tissue, "EXCLUDE", 0)
+        row["SMRIN"], row["SMRDTTL"] = "3.1", str(int(rng.integers(2_000_000, 8_000_000)))
+        rows.append(row)
+    for _ in range(2):
+        code = _random_codes(rng, 1, 5, taken_sm)[0]
+        cml = Tissue(label="cells_leukemia_cell_line_cml", smtsd=CML_SMTSD, n_samples_v8=0,
+                     uberon="EFO_0002067")  # fmt: skip
+        row = _attribute_row(rng, f"K-562-SM-{code}", cml, "RNASEQ", 60_000_000)
+        # A cell line: no autolysis, pathology notes or ischemic time.
+        row.update(SMTS="Bone Marrow", SMATSSCR="", SMPTHNTS="", SMTSISCH="", SMTSPAX="")
+        rows.append(row)
+    return rows
