@@ -1,0 +1,641 @@
+"""Train the tissue classifier: early stopping on validation loss, history and TensorBoard logs.
+
+The whole training set is scaled once and held as one tensor (on the GPU when training there);
+each epoch draws batches by indexing it with a seeded permutation, which avoids a DataLoader's
+per-sample collation and worker processes. This module is all about torch, so torch is imported
+at the top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from rnaseq_saliency.datasets import LabelledRows, load_split_rows, load_training_rows, read_samples
+from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.model import (
+    JSON_FILE,
+    WEIGHTS_FILE,
+    Scaler,
+    TrainedModel,
+    architecture_from_config,
+    count_parameters,
+    network_from_architecture,
+    save_model,
+)
+
+log = logging.getLogger("rnaseq_saliency.training")
+
+HISTORY_FILE = "history.tsv"
+HISTORY_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "seconds",
+    "best",
+]
+CLASS_BALANCE = ("none", "sampler", "loss_weights")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+_EVAL_BATCH = 2048
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The ``train`` config section, checked."""
+
+    device: str = "auto"
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 5
+    min_delta: float = 0.0
+    class_balance: str = "none"
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, train_cfg: dict[str, Any]) -> TrainSettings:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(train_cfg) - known)
+        if unknown:
+            raise ValueError(f"config key train: unknown key(s) {unknown}; known: {sorted(known)}")
+        settings = cls(**train_cfg)
+        positive = ("epochs", "batch_size", "patience")
+        for name in positive:
+            if int(getattr(settings, name)) < 1:
+                raise ValueError(f"config key train.{name}: must be >= 1")
+        if settings.lr <= 0 or settings.weight_decay < 0 or settings.min_delta < 0:
+            raise ValueError(
+                "config keys train.lr (> 0), train.weight_decay and train.min_delta "
+                "(>= 0) are out of range"
+            )
+        if settings.class_balance not in CLASS_BALANCE:
+            raise ValueError(
+                f"config key train.class_balance: {settings.class_balance!r} is not "
+                f"one of {list(CLASS_BALANCE)}"
+            )
+        if settings.device not in DEVICES:
+            raise ValueError(
+                f"config key train.device: {settings.device!r} is not one of {list(DEVICES)}"
+            )
+        return settings
+
+
+@dataclass
+class EpochRecord:
+    """One row of history.tsv. Training figures are running means over the epoch's batches
+    (dropout on); validation figures are computed after the epoch in eval mode. NaN where
+    there are no validation rows."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+    seconds: float
+    best: bool = False
+
+
+@dataclass
+class TrainResult:
+    model: TrainedModel  # best weights, CPU, eval mode
+    history: list[EpochRecord]
+    best_epoch: int  # 1-based
+    stopped_early: bool
+    device: str  # the device trained on, e.g. "cpu" or "cuda"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA, then Apple MPS, then CPU. An unavailable explicit choice is an error."""
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda:
+        raise RuntimeError(
+            "config key train.device is 'cuda', but torch sees no CUDA GPU "
+            f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); "
+            "set train.device to auto or cpu, or install a CUDA build of torch"
+        )
+    if name == "mps" and not mps:
+        raise RuntimeError(
+            "config key train.device is 'mps', but Apple MPS is not available here; "
+            "set train.device to auto or cpu"
+        )
+    if name not in DEVICES:
+        raise ValueError(f"config key train.device: {name!r} is not one of {list(DEVICES)}")
+    return torch.device(name)
+
+
+class EarlyStopping:
+    """Track the monitored loss; ``update`` says whether this epoch is the new best.
+
+    An epoch improves when its loss is below the best so far by more than ``min_delta``;
+    training stops once ``patience`` epochs in a row have not improved. NaN never improves.
+    """
+
+    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.epochs_without_improvement = 0
+
+    def update(self, epoch: int, loss: float) -> bool:
+        if math.isfinite(loss) and loss < self.best_loss - self.min_delta:
+            self.best_loss = loss
+            self.best_epoch = epoch
+            self.epochs_without_improvement = 0
+            return True
+        self.epochs_without_improvement += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.epochs_without_improvement >= self.patience
+
+
+def _labels(row_tissues: Sequence[str], classes: list[str], what: str) -> torch.Tensor:
+    index = {tissue: i for i, tissue in enumerate(classes)}
+    unknown = sorted(set(row_tissues) - set(index))
+    if unknown:
+        raise ValueError(f"{what}: tissue(s) {unknown} are not among the model's classes")
+    return torch.tensor([index[t] for t in row_tissues], dtype=torch.long)
+
+
+def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Per-class weights n / (k * count): each class contributes equally to the loss."""
+    counts = torch.bincount(labels, minlength=n_classes).double()
+    return (labels.numel() / (n_classes * counts)).float()
+
+
+@contextlib.contextmanager
+def _reproducible(seed: int, threads: int | None) -> Iterator[None]:
+    """Seed torch and use deterministic kernels for one run; restore the global state after."""
+    old_threads = torch.get_num_threads()
+    old_deterministic = torch.are_deterministic_algorithms_enabled()
+    old_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if threads:
+        torch.set_num_threads(threads)
+    # cuBLAS needs this before its first call to be deterministic; harmless elsewhere.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # warn_only: a kernel without a deterministic variant warns instead of stopping training.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_deterministic, warn_only=old_warn_only)
+
+
+def train_batches(
+    network: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    grad_scaler: torch.amp.GradScaler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    order: torch.Tensor,
+    batch_size: int,
+    weight: torch.Tensor | None = None,
+    amp: bool = False,
+    on_batch: Callable[[int], object] | None = None,
+) -> tuple[float, float]:
+    """One pass of optimiser steps over the rows ``order`` of ``x``, ``batch_size`` at a time.
+
+    Returns the running (weighted) mean loss and the accuracy over the batches, with the network
+    in whatever mode it is in (training mode during training: dropout on). Totals stay on the
+    device, so the only host synchronisation is at the end.
+    """
+    device = x.device
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    total_weight = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for batch in order.split(batch_size):
+        xb, yb = x[batch], y[batch]
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            logits = network(xb)
+        loss = nn.functional.cross_entropy(logits.float(), yb, weight=weight)
+        grad_scaler.scale(loss).backward()
+        grad_scaler.step(optimizer)
+        grad_scaler.update()
+        batch_weight = weight[yb].sum() if weight is not None else yb.numel()
+        total_loss += loss.detach() * batch_weight
+        total_weight += batch_weight
+        correct += (logits.detach().argmax(dim=1) == yb).sum()
+        if on_batch is not None:
+            on_batch(1)
+    return (total_loss / total_weight).item(), correct.item() / max(order.numel(), 1)
+
+
+def _evaluate(
+    network: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight: torch.Tensor | None,
+    amp: bool,
+) -> tuple[float, float]:
+    """(mean loss, accuracy) in eval mode; the loss uses the training criterion's weights."""
+    if x.shape[0] == 0:
+        return math.nan, math.nan
+    network.eval()
+    total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    total_weight = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    with torch.inference_mode():
+        for start in range(0, x.shape[0], _EVAL_BATCH):
+            xb, yb = x[start : start + _EVAL_BATCH], y[start : start + _EVAL_BATCH]
+            with torch.autocast(x.device.type, dtype=torch.float16, enabled=amp):
+                logits = network(xb)
+            logits = logits.float()
+            total_loss += nn.functional.cross_entropy(logits, yb, weight=weight, reduction="sum")
+            total_weight += weight[yb].sum() if weight is not None else yb.numel()
+            correct += (logits.argmax(dim=1) == yb).sum()
+    network.train()
+    return (total_loss / total_weight).item(), correct.item() / x.shape[0]
+
+
+def _hparams(
+    architecture_json: dict[str, Any], settings: TrainSettings, run_config: dict[str, Any]
+) -> dict[str, Any]:
+    augment = run_config.get("augment", {}) if isinstance(run_config, dict) else {}
+    return {
+        "preset": architecture_json["preset"],
+        "hidden": "-".join(str(width) for width in architecture_json["hidden"]),
+        "dropout": float(architecture_json["dropout"]),
+        "activation": architecture_json["activation"],
+        "lr": float(settings.lr),
+        "batch_size": int(settings.batch_size),
+        "weight_decay": float(settings.weight_decay),
+        "epochs": int(settings.epochs),
+        "patience": int(settings.patience),
+        "min_delta": float(settings.min_delta),
+        "class_balance": settings.class_balance,
+        "seed": int(settings.seed),
+        "augment_method": str(augment.get("method", "")),
+        "augment_min_samples": int(augment.get("min_samples", 0) or 0),
+    }
+
+
+def write_history(path: str | os.PathLike[str], history: Sequence[EpochRecord]) -> None:
+    """history.tsv: one row per epoch; ``best`` marks the epoch whose weights were kept."""
+    frame = pd.DataFrame([vars(record) for record in history], columns=HISTORY_COLUMNS)
+    frame["best"] = frame["best"].map({True: "true", False: "false"})
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.6g")
+
+
+def train(
+    training_rows: LabelledRows,
+    val_rows: LabelledRows,
+    gene_names: Sequence[str],
+    tissues: Sequence[str],
+    model_cfg: dict[str, Any],
+    train_cfg: dict[str, Any],
+    out_dir: str | os.PathLike[str],
+    tensorboard_dir: str | os.PathLike[str],
+    run_config: dict[str, Any] | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a classifier on ``training_rows`` and keep the weights of the best epoch.
+
+    ``tissues`` are the output classes in order; every row's tissue must be one of them and every
+    class needs training rows. Validation loss (or the training loss, with a warning, when there
+    are no validation rows) drives early stopping. Writes model.safetensors, model.json and
+    history.tsv into ``out_dir`` and TensorBoard event files into ``tensorboard_dir``.
+    ``threads`` sets torch's CPU threads for the run (the rule's threads).
+
+    Memory: the scaled training matrix is a float32 copy beside the raw one (about 2.5 GB each
+    for a GTEx-sized set); on a GPU the scaled copy lives on the GPU instead.
+    """
+    settings = TrainSettings.from_config(dict(train_cfg))
+    device = resolve_device(settings.device)
+    classes = list(tissues)
+    if training_rows.matrix.shape[0] == 0:
+        raise ValueError("there are no training rows")
+    if val_rows.matrix.shape[0] and val_rows.gene_ids != training_rows.gene_ids:
+        raise ValueError("the validation rows' genes differ from the training rows' genes")
+    if len(gene_names) != len(training_rows.gene_ids):
+        raise ValueError(f"{len(gene_names)} gene names for {len(training_rows.gene_ids)} genes")
+    y_train = _labels(training_rows.tissues, classes, "training rows")
+    y_val = _labels(val_rows.tissues, classes, "validation rows")
+    architecture = architecture_from_config(
+        len(training_rows.gene_ids), len(classes), dict(model_cfg)
+    )
+    counts = torch.bincount(y_train, minlength=len(classes))
+    empty = [classes[i] for i in torch.nonzero(counts == 0).flatten().tolist()]
+    if empty:
+        raise ValueError(f"tissue(s) {empty} have no training rows; every class needs some")
+
+    scaler = Scaler.fit(training_rows.matrix)
+    # Data moves to the training device once; batches are then cut from it by indexing.
+    x_train = torch.from_numpy(scaler.transform(training_rows.matrix)).to(device)
+    x_val = torch.from_numpy(scaler.transform(val_rows.matrix)).to(device)
+    y_train, y_val = y_train.to(device), y_val.to(device)
+    has_val = x_val.shape[0] > 0
+    if not has_val:
+        warnings.warn(
+            "there are no validation rows: early stopping follows the training loss, which "
+            "keeps improving as the model overfits; give the split a val_fraction > 0",
+            stacklevel=2,
+        )
+        log.warning("no validation rows: early stopping follows the training loss")
+
+    amp = device.type == "cuda"
+    n_rows = x_train.shape[0]
+    with _reproducible(settings.seed, threads):
+        network = network_from_architecture(architecture).to(device)
+        network.train()
+        weight = (
+            class_weights(y_train, len(classes)).to(device)
+            if (settings.class_balance == "loss_weights")
+            else None
+        )
+        optimizer = torch.optim.AdamW(
+            network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+        )
+        grad_scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        generator = torch.Generator().manual_seed(settings.seed)
+        sampler = None
+        if settings.class_balance == "sampler":
+            from torch.utils.data import WeightedRandomSampler
+
+            row_weights = (1.0 / counts.double())[y_train.cpu()]
+            sampler = WeightedRandomSampler(
+                row_weights, num_samples=n_rows, replacement=True, generator=generator
+            )
+        log.info(
+            "training the %s model (%d parameters) on %s: %d training rows (%d synthetic), "
+            "%d validation rows, %d genes, %d tissues%s",
+            architecture.preset,
+            count_parameters(network),
+            device,
+            n_rows,
+            int(np.count_nonzero(training_rows.synthetic)),
+            x_val.shape[0],
+            architecture.n_inputs,
+            len(classes),
+            ", mixed precision" if amp else "",
+        )
+        stopper = EarlyStopping(settings.patience, settings.min_delta)
+        history: list[EpochRecord] = []
+        best_state: dict[str, torch.Tensor] | None = None
+        from torch.utils.tensorboard import SummaryWriter
+
+        n_batches = math.ceil(n_rows / settings.batch_size)
+        with SummaryWriter(log_dir=os.fspath(tensorboard_dir)) as writer:
+            for epoch in range(1, settings.epochs + 1):
+                started = time.perf_counter()
+                if sampler is not None:
+                    order = torch.as_tensor(list(sampler), dtype=torch.long)
+                else:
+                    order = torch.randperm(n_rows, generator=generator)
+                order = order.to(device)
+                bar = _progress_bar(epoch, settings.epochs, n_batches, progress)
+                train_loss, train_accuracy = train_batches(
+                    network,
+                    optimizer,
+                    grad_scaler,
+                    x_train,
+                    y_train,
+                    order,
+                    settings.batch_size,
+                    weight=weight,
+                    amp=amp,
+                    on_batch=bar.update,
+                )
+                bar.close()
+                val_loss, val_accuracy = _evaluate(network, x_val, y_val, weight, amp)
+                monitored = val_loss if has_val else train_loss
+                improved = stopper.update(epoch, monitored)
+                if improved:
+                    best_state = {
+                        name: tensor.detach().clone()
+                        for name, tensor in network.state_dict().items()
+                    }
+                lr = float(optimizer.param_groups[0]["lr"])
+                seconds = time.perf_counter() - started
+                history.append(
+                    EpochRecord(
+                        epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, seconds
+                    )
+                )
+                writer.add_scalar("loss/train", train_loss, epoch)
+                writer.add_scalar("accuracy/train", train_accuracy, epoch)
+                if has_val:
+                    writer.add_scalar("loss/val", val_loss, epoch)
+                    writer.add_scalar("accuracy/val", val_accuracy, epoch)
+                writer.add_scalar("lr", lr, epoch)
+                log.info(
+                    "epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | "
+                    "lr %.3g | %.1f s%s",
+                    epoch,
+                    settings.epochs,
+                    train_loss,
+                    train_accuracy,
+                    val_loss,
+                    val_accuracy,
+                    lr,
+                    seconds,
+                    " (best)" if improved else "",
+                )
+                if not math.isfinite(train_loss):
+                    log.warning(
+                        "epoch %d: the training loss is %s; consider a lower train.lr",
+                        epoch,
+                        train_loss,
+                    )
+                if stopper.should_stop:
+                    log.info(
+                        "early stopping after epoch %d: no improvement of the %s loss for %d "
+                        "epochs; keeping epoch %d",
+                        epoch,
+                        "validation" if has_val else "training",
+                        settings.patience,
+                        stopper.best_epoch,
+                    )
+                    break
+            if best_state is None:
+                raise RuntimeError(
+                    "training diverged: the monitored loss was never finite; lower train.lr"
+                )
+            network.load_state_dict(best_state)
+            best = history[stopper.best_epoch - 1]
+            best.best = True
+            hparams = _hparams(architecture.to_json(), settings, run_config or {})
+            metrics = {
+                "hparam/best_epoch": float(best.epoch),
+                "hparam/train_loss": best.train_loss,
+                "hparam/train_accuracy": best.train_accuracy,
+                "hparam/val_loss": best.val_loss,
+                "hparam/val_accuracy": best.val_accuracy,
+            }
+            _write_hparams(writer, hparams, metrics, stopper.best_epoch)
+
+    stopped_early = len(history) < settings.epochs
+    training_info = {
+        "best_epoch": best.epoch,
+        "epochs_run": len(history),
+        "stopped_early": stopped_early,
+        "monitor": "val_loss" if has_val else "train_loss",
+        "best_train_loss": best.train_loss,
+        "best_train_accuracy": best.train_accuracy,
+        "best_val_loss": best.val_loss if has_val else None,
+        "best_val_accuracy": best.val_accuracy if has_val else None,
+        "device": device.type,
+        "mixed_precision": amp,
+        "n_training_rows": n_rows,
+        "n_synthetic_training_rows": int(np.count_nonzero(training_rows.synthetic)),
+        "n_validation_rows": int(x_val.shape[0]),
+        "training_rows_per_tissue": {
+            c: int(n) for c, n in zip(classes, counts.tolist(), strict=True)
+        },
+        "settings": vars(settings),
+    }
+    out = Path(out_dir)
+    trained = save_model(
+        out,
+        network,
+        architecture,
+        scaler,
+        training_rows.gene_ids,
+        list(gene_names),
+        classes,
+        training=training_info,
+        config=run_config,
+    )
+    write_history(out / HISTORY_FILE, history)
+    log.info("kept epoch %d of %d; model written to %s", best.epoch, len(history), out)
+    return TrainResult(trained, history, best.epoch, stopped_early, device.type)
+
+
+def _progress_bar(epoch: int, epochs: int, n_batches: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=n_batches,
+        desc=f"epoch {epoch}/{epochs}",
+        unit="batch",
+        file=sys.stderr,
+        leave=False,
+        # Under Snakemake stderr is often a file, where every refresh is a new line.
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        disable=not enabled,
+    )
+
+
+def _write_hparams(
+    writer: Any, hparams: dict[str, Any], metrics: dict[str, float], step: int
+) -> None:
+    """Hyper-parameters and final metrics into the run's own event file.
+
+    SummaryWriter.add_hparams would write them to a new sub-directory named by the clock; written
+    here they sit in the run directory itself, so TensorBoard shows one run per configuration.
+    """
+    from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+    clean = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    experiment, session_start, session_end = hparams_summaries(hparams, clean)
+    file_writer = writer.file_writer
+    for summary in (experiment, session_start, session_end):
+        file_writer.add_summary(summary, step)
+    for tag, value in clean.items():
+        writer.add_scalar(tag, value, step)
+
+
+def training_classes(augmented_rows: LabelledRows, samples: pd.DataFrame) -> list[str]:
+    """The model's output classes: tissues with training rows, in augmented-file order.
+
+    The augmented files come in configured tissue order, the order of results/split/summary.tsv,
+    and samples.tsv holds only the kept tissues, so this is "kept tissues in summary order". The
+    two must name the same tissues.
+    """
+    classes = list(dict.fromkeys(augmented_rows.tissues))
+    kept = set(samples["tissue"])
+    if set(classes) != kept:
+        raise ValueError(
+            "the augmented training files and results/split/samples.tsv disagree on the kept "
+            f"tissues: only in augmented files {sorted(set(classes) - kept)}, only in "
+            f"samples.tsv {sorted(kept - set(classes))}"
+        )
+    return classes
+
+
+def read_gene_names(path: str | os.PathLike[str], gene_ids: Sequence[str]) -> list[str]:
+    """Gene names for ``gene_ids`` from the selected-genes table (columns gene_id, gene_name)."""
+    genes = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    for column in ("gene_id", "gene_name"):
+        if column not in genes.columns:
+            raise ValueError(f"{path}: no {column!r} column (columns: {list(genes.columns)})")
+    names = dict(zip(genes["gene_id"], genes["gene_name"], strict=True))
+    missing = [gene for gene in gene_ids if gene not in names]
+    if missing:
+        raise ValueError(
+            f"{path}: {len(missing)} gene(s) of the expression files are missing, e.g. "
+            f"{missing[:3]}; the expression files were made from another gene selection"
+        )
+    return [names[gene] for gene in gene_ids]
+
+
+def train_from_files(
+    augmented: Sequence[str | os.PathLike[str]],
+    expression: Sequence[str | os.PathLike[str]],
+    samples_path: str | os.PathLike[str],
+    genes_path: str | os.PathLike[str],
+    weights_path: str | os.PathLike[str],
+    model_json_path: str | os.PathLike[str],
+    history_path: str | os.PathLike[str],
+    tensorboard_dir: str | os.PathLike[str],
+    model_cfg: dict[str, Any],
+    train_cfg: dict[str, Any],
+    run_config: dict[str, Any] | None = None,
+    threads: int | None = None,
+) -> TrainResult:
+    """Rule ``train``: read the augmented training rows and the real validation rows, train."""
+    out_dir = Path(weights_path).parent
+    expected = {
+        Path(weights_path): out_dir / WEIGHTS_FILE,
+        Path(model_json_path): out_dir / JSON_FILE,
+        Path(history_path): out_dir / HISTORY_FILE,
+    }
+    for given, wanted in expected.items():
+        if given != wanted:
+            raise ValueError(f"rule train: output {given} must be {wanted} (one model directory)")
+    samples = read_samples(samples_path)
+    training_rows = load_training_rows(augmented)
+    classes = training_classes(training_rows, samples)
+    val_rows = load_split_rows(expression, samples, "val")
+    gene_names = read_gene_names(genes_path, training_rows.gene_ids)
+    log.info("classes (%d): %s", len(classes), ", ".join(classes))
+    return train(
+        training_rows,
+        val_rows,
+        gene_names,
+        classes,
+        model_cfg,
+        train_cfg,
+        out_dir,
+        tensorboard_dir,
+        run_config,
+        threads=threads,
+    )

@@ -1,0 +1,414 @@
+"""Tests for rnaseq_saliency.training: the loop, early stopping, outputs and the rule's files."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from rnaseq_saliency import model as md
+from rnaseq_saliency import training as tr
+from rnaseq_saliency.datasets import LabelledRows
+from rnaseq_saliency.expression import ExpressionTable, write_expression
+from rnaseq_saliency.figures_training import best_epoch, plot_training_curves
+
+torch.set_num_threads(1)
+
+TISSUES = ["liver", "lung", "whole_blood"]
+N_GENES = 30
+MODEL = {"preset": "default", "hidden": [16, 16, 8], "dropout": 0.2, "activation": "relu"}
+TRAIN = {
+    "device": "cpu",
+    "epochs": 4,
+    "batch_size": 32,
+    "lr": 0.01,
+    "weight_decay": 0.0001,
+    "patience": 3,
+    "min_delta": 0.0,
+    "class_balance": "none",
+    "seed": 0,
+}
+RUN_CONFIG = {"model": MODEL, "train": TRAIN, "augment": {"method": "noise", "min_samples": 600}}
+TB_TAGS = ["loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr"]
+
+
+def _rows(n_per_tissue: list[int], seed: int, label_shift: int = 0) -> LabelledRows:
+    """Counts-like expression where each tissue has its own five marker genes.
+
+    ``label_shift`` relabels every row as the next tissue: a validation set that the model gets
+    more wrong the better it learns the training set.
+    """
+    rng = np.random.default_rng(seed)
+    blocks, tissues = [], []
+    for index, n in enumerate(n_per_tissue):
+        level = np.full(N_GENES, 5.0)
+        level[index * 5 : index * 5 + 5] = 200.0
+        blocks.append(rng.poisson(level, size=(n, N_GENES)).astype(np.float32))
+        tissues += [TISSUES[(index + label_shift) % len(TISSUES)]] * n
+    matrix = np.concatenate(blocks)
+    n_rows = matrix.shape[0]
+    return LabelledRows(
+        matrix=matrix,
+        tissues=tissues,
+        sample_ids=[f"S{seed}-{i}" for i in range(n_rows)],
+        gene_ids=[f"ENSG{i:011d}.1" for i in range(N_GENES)],
+        synthetic=np.zeros(n_rows, dtype=bool),
+    )
+
+
+GENE_NAMES = [f"GENE{i}" for i in range(N_GENES)]
+
+
+def _train(tmp_path: Path, name: str, train_rows=None, val_rows=None, **train_changes):
+    return tr.train(
+        train_rows if train_rows is not None else _rows([60, 60, 60], seed=1),
+        val_rows if val_rows is not None else _rows([10, 10, 10], seed=2),
+        GENE_NAMES,
+        TISSUES,
+        MODEL,
+        {**TRAIN, **train_changes},
+        tmp_path / name / "model",
+        tmp_path / name / "tensorboard",
+        RUN_CONFIG,
+        threads=1,
+        progress=False,
+    )
+
+
+def _val_loss(model: md.TrainedModel, rows: LabelledRows) -> float:
+    logits = torch.from_numpy(model.logits(rows.matrix))
+    labels = torch.tensor([TISSUES.index(t) for t in rows.tissues])
+    return nn.functional.cross_entropy(logits, labels).item()
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"train\.device is 'cuda'"):
+        tr.resolve_device("cuda")
+    with pytest.raises(RuntimeError, match=r"train\.device"):
+        _train(tmp_path, "cuda", device="cuda")
+    assert not (tmp_path / "cuda").exists()
+
+
+def test_auto_device_falls_back_to_cpu_without_accelerators(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert tr.resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert tr.resolve_device("auto") == torch.device("cuda")
+
+
+def test_unknown_train_key_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"train: unknown key.*epoch\b"):
+        _train(tmp_path, "bad", epoch=3)
+
+
+# ----------------------------------------------------------------------------- early stopping
+
+
+def test_early_stopping_counts_epochs_without_improvement() -> None:
+    stopper = tr.EarlyStopping(patience=2, min_delta=0.0)
+    decisions = [stopper.update(e, loss) for e, loss in enumerate([1.0, 0.8, 0.9, 0.7], 1)]
+    assert decisions == [True, True, False, True]
+    assert not stopper.should_stop
+    stopper.update(5, 0.75)
+    assert not stopper.should_stop
+    stopper.update(6, math.nan)
+    assert stopper.should_stop and stopper.best_epoch == 4 and stopper.best_loss == 0.7
+
+
+def test_early_stopping_ignores_improvements_below_min_delta() -> None:
+    stopper = tr.EarlyStopping(patience=2, min_delta=0.1)
+    assert stopper.update(1, 1.0)
+    assert not stopper.update(2, 0.95)
+    assert not stopper.update(3, 0.91)
+    assert stopper.should_stop and stopper.best_epoch == 1
+
+
+def test_training_stops_after_patience_epochs_and_restores_the_best(tmp_path: Path) -> None:
+    # Validation rows carry the wrong labels: the better the model fits the training rows, the
+    # worse its validation loss, so the loss stops improving early and training must stop.
+    val_rows = _rows([10, 10, 10], seed=2, label_shift=1)
+    result = _train(tmp_path, "stop", val_rows=val_rows, epochs=30, patience=3)
+    history = result.history
+    assert result.stopped_early
+    assert len(history) == result.best_epoch + 3 < 30
+    val_losses = [record.val_loss for record in history]
+    assert result.best_epoch == 1 + int(np.argmin(val_losses))
+    # The returned model holds the best epoch's weights, not the last epoch's.
+    restored = _val_loss(result.model, val_rows)
+    assert restored == pytest.approx(val_losses[result.best_epoch - 1], rel=1e-5)
+    assert restored != pytest.approx(val_losses[-1], rel=1e-3)
+    loaded = md.load_model(tmp_path / "stop" / "model")
+    assert _val_loss(loaded, val_rows) == pytest.approx(restored, rel=1e-6)
+    assert loaded.metadata["training"]["best_epoch"] == result.best_epoch
+    assert loaded.metadata["training"]["stopped_early"] is True
+    table = pd.read_csv(tmp_path / "stop" / "model" / tr.HISTORY_FILE, sep="\t")
+    assert table["best"].tolist() == [e == result.best_epoch for e in table["epoch"]]
+
+
+def test_without_validation_rows_early_stopping_follows_training_loss(tmp_path: Path) -> None:
+    empty = _rows([0, 0, 0], seed=2)
+    with pytest.warns(UserWarning, match="no validation rows"):
+        result = _train(tmp_path, "noval", val_rows=empty, epochs=3)
+    assert result.model.metadata["training"]["monitor"] == "train_loss"
+    table = pd.read_csv(tmp_path / "noval" / "model" / tr.HISTORY_FILE, sep="\t")
+    assert table["val_loss"].isna().all() and table["train_loss"].notna().all()
+    accumulator = _events(tmp_path / "noval" / "tensorboard")
+    assert "loss/val" not in accumulator.Tags()["scalars"]
+    assert len(accumulator.Scalars("loss/train")) == 3
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def _events(directory: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(directory))
+    accumulator.Reload()
+    return accumulator
+
+
+def test_history_and_tensorboard_hold_one_value_per_epoch(tmp_path: Path) -> None:
+    result = _train(tmp_path, "tb", epochs=4, patience=10)
+    table = pd.read_csv(tmp_path / "tb" / "model" / tr.HISTORY_FILE, sep="\t")
+    assert list(table.columns) == tr.HISTORY_COLUMNS
+    assert table["epoch"].tolist() == [1, 2, 3, 4]
+    assert (table["lr"] == TRAIN["lr"]).all() and (table["seconds"] > 0).all()
+    assert table["train_accuracy"].between(0, 1).all()
+    accumulator = _events(tmp_path / "tb" / "tensorboard")
+    for tag in TB_TAGS:
+        events = accumulator.Scalars(tag)
+        assert [event.step for event in events] == [1, 2, 3, 4], tag
+    history_column = {"loss/train": "train_loss", "accuracy/val": "val_accuracy"}
+    for tag, column in history_column.items():
+        logged = [event.value for event in accumulator.Scalars(tag)]
+        np.testing.assert_allclose(logged, table[column], rtol=1e-5)
+    assert [e.value for e in accumulator.Scalars("hparam/best_epoch")] == [result.best_epoch]
+
+
+def test_tensorboard_records_the_hyper_parameters(tmp_path: Path) -> None:
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    _train(tmp_path, "hp", epochs=2)
+    content = _events(tmp_path / "hp" / "tensorboard").PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = start.session_start_info.hparams
+    assert hparams["lr"].number_value == pytest.approx(TRAIN["lr"])
+    assert hparams["hidden"].string_value == "16-16-8"
+    assert hparams["batch_size"].number_value == TRAIN["batch_size"]
+    assert hparams["augment_method"].string_value == "noise"
+
+
+def test_same_seed_on_cpu_gives_identical_weights(tmp_path: Path) -> None:
+    _train(tmp_path, "a", epochs=2)
+    _train(tmp_path, "b", epochs=2)
+    _train(tmp_path, "c", epochs=2, seed=1)
+    weights = {name: (tmp_path / name / "model" / md.WEIGHTS_FILE).read_bytes() for name in "abc"}
+    assert weights["a"] == weights["b"]
+    assert weights["a"] != weights["c"]
+    model_json = [(tmp_path / name / "model" / md.JSON_FILE).read_text() for name in "ab"]
+    assert model_json[0] == model_json[1]
+
+
+def test_scaling_statistics_come_from_training_rows_only(tmp_path: Path) -> None:
+    train_rows = _rows([60, 60, 60], seed=1)
+    val_rows = _rows([10, 10, 10], seed=2)
+    shifted = _rows([10, 10, 10], seed=2)
+    shifted.matrix *= 50.0
+    first = _train(tmp_path, "val", train_rows=train_rows, val_rows=val_rows, epochs=1)
+    second = _train(tmp_path, "shifted", train_rows=train_rows, val_rows=shifted, epochs=1)
+    expected = md.Scaler.fit(train_rows.matrix)
+    for result in (first, second):
+        np.testing.assert_array_equal(result.model.mean, expected.mean)
+        np.testing.assert_array_equal(result.model.std, expected.std)
+    with_val = md.Scaler.fit(np.concatenate([train_rows.matrix, shifted.matrix]))
+    assert not np.allclose(with_val.mean, expected.mean)
+
+
+def test_dropout_is_on_while_training_and_off_while_evaluating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[bool, bool]] = []  # (dropout module in training mode, gradients recorded)
+    build = tr.network_from_architecture
+
+    def recording(architecture):
+        network = build(architecture)
+        dropout = next(m for m in network if isinstance(m, nn.Dropout))
+        dropout.register_forward_pre_hook(
+            lambda module, args: seen.append((module.training, torch.is_grad_enabled()))
+        )
+        return network
+
+    monkeypatch.setattr(tr, "network_from_architecture", recording)
+    _train(tmp_path, "dropout", epochs=2)
+    training_passes = [mode for mode, grad in seen if grad]
+    evaluation_passes = [mode for mode, grad in seen if not grad]
+    assert training_passes and all(training_passes)
+    assert evaluation_passes and not any(evaluation_passes)
+
+
+@pytest.mark.parametrize("balance", ["sampler", "loss_weights"])
+def test_class_balance_changes_training(tmp_path: Path, balance: str) -> None:
+    imbalanced = _rows([90, 20, 10], seed=1)
+    _train(tmp_path, "plain", train_rows=imbalanced, epochs=1)
+    balanced = _train(tmp_path, balance, train_rows=imbalanced, epochs=1, class_balance=balance)
+    assert balanced.model.metadata["training"]["settings"]["class_balance"] == balance
+    plain_weights = (tmp_path / "plain" / "model" / md.WEIGHTS_FILE).read_bytes()
+    assert (tmp_path / balance / "model" / md.WEIGHTS_FILE).read_bytes() != plain_weights
+    assert math.isfinite(balanced.history[0].val_loss)
+
+
+def test_class_weights_balance_the_classes() -> None:
+    labels = torch.tensor([0] * 6 + [1] * 3 + [2])
+    weights = tr.class_weights(labels, 3)
+    totals = torch.bincount(labels, minlength=3) * weights
+    torch.testing.assert_close(totals, torch.full((3,), 10 / 3))
+
+
+def test_a_class_without_training_rows_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"\['whole_blood'\] have no training rows"):
+        _train(tmp_path, "missing", train_rows=_rows([20, 20, 0], seed=1))
+
+
+def test_validation_rows_of_an_unknown_tissue_are_an_error(tmp_path: Path) -> None:
+    rows = _rows([5, 5, 5], seed=2)
+    rows.tissues[0] = "pancreas"
+    with pytest.raises(ValueError, match=r"validation rows.*pancreas"):
+        _train(tmp_path, "unknown", val_rows=rows)
+
+
+# ----------------------------------------------------------------------------- the rule's files
+
+
+def _write_inputs(root: Path) -> dict:
+    """Per-tissue expression and augmented files, samples.tsv and the selected genes table."""
+    train_rows = _rows([30, 30, 30], seed=1)
+    val_rows = _rows([6, 6, 6], seed=2)
+    samples, expression, augmented = [], [], []
+    for tissue in ["adipose_subcutaneous", *TISSUES]:  # a dropped tissue: empty files
+        pick_train = [i for i, t in enumerate(train_rows.tissues) if t == tissue]
+        pick_val = [i for i, t in enumerate(val_rows.tissues) if t == tissue]
+        real = np.concatenate([train_rows.matrix[pick_train], val_rows.matrix[pick_val]])
+        ids = [train_rows.sample_ids[i] for i in pick_train] + [
+            val_rows.sample_ids[i] for i in pick_val
+        ]
+        splits = ["train"] * len(pick_train) + ["val"] * len(pick_val)
+        samples += [(s, s, tissue, split) for s, split in zip(ids, splits, strict=True)]
+        table = ExpressionTable(ids, ids, train_rows.gene_ids, real.reshape(-1, N_GENES))
+        expression.append(root / "expression" / f"{tissue}.parquet")
+        write_expression(expression[-1], table)
+        n_train = len(pick_train)
+        augmented_table = ExpressionTable(
+            ids[:n_train],
+            ids[:n_train],
+            train_rows.gene_ids,
+            train_rows.matrix[pick_train].reshape(-1, N_GENES),
+            extra={"synthetic": [False] * n_train, "source_sample_id": ids[:n_train]},
+        )
+        augmented.append(root / "augmented" / f"{tissue}.parquet")
+        write_expression(augmented[-1], augmented_table)
+    samples_path = root / "split" / "samples.tsv"
+    samples_path.parent.mkdir(parents=True)
+    pd.DataFrame(samples, columns=["sample_id", "donor_id", "tissue", "split"]).to_csv(
+        samples_path, sep="\t", index=False
+    )
+    genes_path = root / "genes.tsv"
+    pd.DataFrame({"gene_id": train_rows.gene_ids[::-1], "gene_name": GENE_NAMES[::-1]}).to_csv(
+        genes_path, sep="\t", index=False
+    )
+    return {
+        "augmented": augmented,
+        "expression": expression,
+        "samples_path": samples_path,
+        "genes_path": genes_path,
+    }
+
+
+def test_rule_train_reads_its_files_and_writes_its_outputs(tmp_path: Path) -> None:
+    inputs = _write_inputs(tmp_path / "results")
+    model_dir = tmp_path / "results" / "model"
+    result = tr.train_from_files(
+        **inputs,
+        weights_path=model_dir / "model.safetensors",
+        model_json_path=model_dir / "model.json",
+        history_path=model_dir / "history.tsv",
+        tensorboard_dir=tmp_path / "results" / "tensorboard" / "run",
+        model_cfg=MODEL,
+        train_cfg={**TRAIN, "epochs": 2},
+        run_config=RUN_CONFIG,
+        threads=1,
+    )
+    loaded = md.load_model(model_dir)
+    # Classes follow the augmented files' order; the dropped tissue has no rows and no class.
+    assert loaded.tissues == TISSUES == result.model.tissues
+    assert loaded.gene_names == GENE_NAMES
+    metadata = json.loads((model_dir / "model.json").read_text())
+    assert metadata["training"]["n_training_rows"] == 90
+    assert metadata["training"]["n_validation_rows"] == 18
+    assert metadata["config"] == RUN_CONFIG
+    assert (tmp_path / "results" / "tensorboard" / "run").is_dir()
+    assert len(pd.read_csv(model_dir / "history.tsv", sep="\t")) == 2
+
+
+def test_rule_train_refuses_outputs_outside_one_model_directory(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        tr.train_from_files(
+            [], [], "s.tsv", "g.tsv", tmp_path / "a" / "model.safetensors",
+            tmp_path / "b" / "model.json", tmp_path / "a" / "history.tsv", tmp_path / "tb",
+            MODEL, TRAIN,
+        )  # fmt: skip
+
+
+def test_classes_must_match_the_kept_tissues() -> None:
+    rows = _rows([3, 3, 3], seed=1)
+    samples = pd.DataFrame({"tissue": ["lung", "liver", "whole_blood"]})
+    assert tr.training_classes(rows, samples) == TISSUES
+    with pytest.raises(ValueError, match=r"only in samples.tsv \['pancreas'\]"):
+        tr.training_classes(rows, pd.DataFrame({"tissue": [*TISSUES, "pancreas"]}))
+
+
+def test_gene_names_must_cover_every_gene(tmp_path: Path) -> None:
+    path = tmp_path / "genes.tsv"
+    pd.DataFrame({"gene_id": ["g1", "g2"], "gene_name": ["A", "B"]}).to_csv(path, sep="\t")
+    assert tr.read_gene_names(path, ["g2", "g1"]) == ["B", "A"]
+    with pytest.raises(ValueError, match=r"1 gene.*g3"):
+        tr.read_gene_names(path, ["g1", "g3"])
+
+
+# ----------------------------------------------------------------------------- the figure
+
+
+def test_training_curves_figure(tmp_path: Path) -> None:
+    history = tmp_path / "history.tsv"
+    records = [
+        tr.EpochRecord(1, 1.0, 0.5, 0.9, 0.6, 0.001, 1.0),
+        tr.EpochRecord(2, 0.7, 0.7, 0.8, 0.7, 0.001, 1.0, best=True),
+        tr.EpochRecord(3, 0.5, 0.8, 0.85, 0.7, 0.001, 1.0),
+    ]
+    tr.write_history(history, records)
+    assert best_epoch(pd.read_csv(history, sep="\t")) == 2
+    out = tmp_path / "figures" / "training_curves.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_training_curves(history, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 10_000
+
+
+def test_best_epoch_without_a_best_column_is_the_lowest_validation_loss() -> None:
+    table = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [3, 2, 1], "val_loss": [2.0, 1.0, 1.5]})
+    assert best_epoch(table) == 2
+    table["val_loss"] = np.nan
+    assert best_epoch(table) == 3
