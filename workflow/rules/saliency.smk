@@ -109,6 +109,7 @@ rule saliency_validation:
         "../../envs/torch.yaml"
     params:
         top_k=config["saliency"]["validation_top_k"],
+        batch_size=config["saliency"]["batch_size"],
         method=config["saliency"]["method"],
         abs=config["saliency"]["abs"],
         seed=config["saliency"]["seed"],

@@ -1,0 +1,25 @@
+"""Snakemake adapter for rule `saliency`: one tissue's maps of its correctly classified samples."""
+
+import os
+
+from rnaseq_saliency.logs import setup_logging
+from rnaseq_saliency.saliency import run_tissue_saliency
+
+log = setup_logging(snakemake.log[0])
+
+run_tissue_saliency(
+    model_dir=os.path.dirname(snakemake.input.weights),
+    predictions_path=snakemake.input.predictions,
+    expression_path=snakemake.input.expression,
+    out_path=snakemake.output[0],
+    tissue=snakemake.params.tissue,
+    method=snakemake.params.method,
+    abs=snakemake.params.abs,
+    batch_size=snakemake.params.batch_size,
+    ig_steps=snakemake.params.ig_steps,
+    smoothgrad_samples=snakemake.params.smoothgrad_samples,
+    smoothgrad_stdev=snakemake.params.smoothgrad_stdev,
+    seed=snakemake.params.seed,
+    # Many per-tissue jobs run side by side: each uses the cores Snakemake gave it, no more.
+    threads=snakemake.threads,
+)

@@ -1,0 +1,14 @@
+"""Snakemake adapter for rule `saliency_heatmap`: one tissue's top genes across all tissues."""
+
+from rnaseq_saliency.figures_saliency import run_tissue_heatmap
+from rnaseq_saliency.logs import setup_logging
+
+log = setup_logging(snakemake.log[0])
+
+run_tissue_heatmap(
+    top_genes_path=snakemake.input.top_genes,
+    mean_matrix_path=snakemake.input.mean_matrix,
+    tissue=snakemake.params.tissue,
+    top_n=snakemake.params.top_n,
+    out_png=snakemake.output[0],
+)

@@ -1,0 +1,488 @@
+"""Checks that the saliency maps mean something (rule ``saliency_validation``).
+
+For each tissue, from its saliency file (the maps of its correctly classified held-out samples):
+
+- **Differential expression.** One-vs-rest Welch t statistics on log1p expression of the
+  *training* split's real samples (tissue vs every other kept tissue). ``de_overlap``: the
+  fraction of the top-k salient genes (by mean saliency) among the top-k genes by t;
+  ``de_spearman``: Spearman correlation of mean saliency and t over all genes. With signed maps
+  (``abs: false``) genes are ranked by t (higher in the tissue first), with ``abs: true`` by
+  |t|, matching what the map's sign can express.
+- **Markers.** For tissues with a set in the GMT file (set name = tissue label), the
+  hypergeometric p-value of seeing at least ``marker_overlap`` markers among the top-k salient
+  genes, drawing k from the model's genes (the universe) of which ``n_markers`` are markers.
+  Marker genes match on the unversioned Ensembl id, or on the symbol for entries that are not
+  Ensembl ids.
+- **Stability.** The tissue's samples are split into two random halves (seeded per tissue);
+  ``stability_overlap`` is the top-k overlap of the two halves' mean maps.
+- **Sanity (Adebayo et al. 2018, model randomisation).** The same maps (method, options,
+  target class, samples) from a copy of the network with every layer re-initialised (seeded);
+  ``random_spearman`` is the Spearman correlation of its mean map with the trained model's.
+  Maps that explain the model must change when the model does: it should be near 0.
+
+Overlaps are fractions of k. A last row, ``all_tissues_median``, holds the median of every
+column over the tissues where it is defined (``n_samples`` and ``n_evaluated``: sums).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rnaseq_saliency.datasets import read_samples, tissue_of
+from rnaseq_saliency.expression import read_expression
+from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.saliency import (
+    ModelLike,
+    TissueSaliency,
+    attribute,
+    correct_samples,
+    rank_genes,
+    read_predictions,
+    read_selected_genes,
+    read_tissue_saliency,
+)
+
+log = logging.getLogger(__name__)
+
+SUMMARY_ROW = "all_tissues_median"
+VALIDATION_COLUMNS = [
+    "tissue",
+    "method",
+    "abs",
+    "n_samples",
+    "n_evaluated",
+    "de_overlap",
+    "de_spearman",
+    "n_markers",
+    "marker_overlap",
+    "marker_fraction",
+    "marker_p",
+    "stability_overlap",
+    "random_spearman",
+]
+_VERSION = re.compile(r"\.\d+(?=(_PAR_Y)?$)")
+
+
+# --------------------------------------------------------------------------------------------
+# Pure pieces
+# --------------------------------------------------------------------------------------------
+
+
+def unversioned(gene_id: str) -> str:
+    """``ENSG00000186092.4`` -> ``ENSG00000186092``; a ``_PAR_Y`` suffix is kept."""
+    return _VERSION.sub("", gene_id.strip())
+
+
+def read_gmt(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Gene sets of a GMT file: ``name<TAB>description<TAB>gene<TAB>gene...`` per line.
+
+    Blank lines and lines starting with ``#`` are skipped; a line without a gene, or a set name
+    seen twice, is an error naming the file and line.
+    """
+    sets: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.rstrip("\r\n")
+            if not text.strip() or text.startswith("#"):
+                continue
+            fields = text.split("\t")
+            genes = [g.strip() for g in fields[2:] if g.strip()]
+            if len(fields) < 3 or not genes:
+                raise ValueError(
+                    f"{path}:{number}: expected 'name<TAB>description<TAB>gene...', "
+                    f"got {len(fields)} field(s) and no gene"
+                )
+            name = fields[0].strip()
+            if name in sets:
+                raise ValueError(f"{path}:{number}: gene set {name!r} appears twice")
+            sets[name] = genes
+    return sets
+
+
+def marker_indices(
+    markers: Sequence[str], gene_ids: Sequence[str], gene_names: Sequence[str]
+) -> np.ndarray:
+    """Indices of the model genes that are markers (by unversioned Ensembl id, else symbol)."""
+    by_id = {unversioned(g): i for i, g in reversed(list(enumerate(gene_ids)))}
+    by_name = {n: i for i, n in reversed(list(enumerate(gene_names))) if n}
+    found: set[int] = set()
+    for marker in markers:
+        token = marker.strip()
+        index = by_id.get(unversioned(token)) if token.startswith("ENS") else by_name.get(token)
+        if index is not None:
+            found.add(index)
+    return np.array(sorted(found), dtype=np.int64)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores (ties in input order, NaN last)."""
+    return rank_genes(np.asarray(scores, dtype=np.float64))[:k]
+
+
+def topk_overlap(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """Fraction of the top-k of ``a`` that is also in the top-k of ``b``."""
+    if k < 1:
+        raise ValueError(f"config key saliency.validation_top_k: expected >= 1, got {k}")
+    k = min(k, len(a))
+    return len(set(top_k(a, k).tolist()) & set(top_k(b, k).tolist())) / k
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman correlation over the genes where both are finite; NaN if either is constant."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def hypergeom_p(overlap: int, universe: int, n_markers: int, k: int) -> float:
+    """P(X >= overlap) for X hypergeometric: k draws from ``universe`` with ``n_markers`` hits."""
+    from scipy.stats import hypergeom
+
+    return float(hypergeom.sf(overlap - 1, universe, n_markers, k))
+
+
+@dataclass
+class GroupMoments:
+    """Per-group count, sum and sum of squares per gene (float64), accumulated in blocks."""
+
+    n_genes: int
+
+    def __post_init__(self) -> None:
+        self.count: dict[str, int] = {}
+        self.sum: dict[str, np.ndarray] = {}
+        self.sumsq: dict[str, np.ndarray] = {}
+
+    def add(self, group: str, values: np.ndarray) -> None:
+        block = np.asarray(values, dtype=np.float64)
+        if group not in self.count:
+            self.count[group] = 0
+            self.sum[group] = np.zeros(self.n_genes)
+            self.sumsq[group] = np.zeros(self.n_genes)
+        self.count[group] += block.shape[0]
+        self.sum[group] += block.sum(axis=0)
+        self.sumsq[group] += np.square(block).sum(axis=0)
+
+
+def _mean_var(n: float, total: np.ndarray, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = total / n
+    # Sum-of-squares variance is fine here: log1p values are O(10) and sums are float64.
+    var = np.maximum(squares - n * np.square(mean), 0.0) / (n - 1)
+    return mean, var
+
+
+def one_vs_rest_t(moments: GroupMoments, group: str) -> np.ndarray:
+    """Welch t statistic per gene of ``group`` vs all other groups; NaN if either has < 2 rows.
+
+    A gene with zero variance in both groups gets t = 0 when the means are equal and +-inf
+    otherwise (a perfect separator ranks first).
+    """
+    n_in = moments.count.get(group, 0)
+    n_all = sum(moments.count.values())
+    n_out = n_all - n_in
+    if n_in < 2 or n_out < 2:
+        return np.full(moments.n_genes, np.nan)
+    total = sum(moments.sum.values())
+    squares = sum(moments.sumsq.values())
+    mean_in, var_in = _mean_var(n_in, moments.sum[group], moments.sumsq[group])
+    mean_out, var_out = _mean_var(n_out, total - moments.sum[group], squares - moments.sumsq[group])
+    diff = mean_in - mean_out
+    scale = np.sqrt(var_in / n_in + var_out / n_out)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = diff / scale
+    # Equal means with no spread: no difference. (diff != 0 with no spread stays +-inf.)
+    t[(scale == 0) & (diff == 0)] = 0.0
+    return t
+
+
+def split_half_overlap(maps: np.ndarray, k: int, seed: int) -> float:
+    """Top-k overlap of the mean maps of two random halves of the samples (NaN if < 2)."""
+    n = maps.shape[0]
+    if n < 2:
+        return float("nan")
+    order = np.random.default_rng(seed).permutation(n)
+    first, second = order[: n // 2], order[n // 2 :]
+    return topk_overlap(maps[first].mean(axis=0), maps[second].mean(axis=0), k)
+
+
+def tissue_seed(seed: int, tissue: str) -> int:
+    """A per-tissue seed that does not depend on which other tissues are configured."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(tissue.encode())]).generate_state(1)[0])
+
+
+def randomised_network(network: Any, seed: int) -> Any:
+    """A copy of ``network`` with every layer's parameters re-initialised (seeded).
+
+    Uses each module's own ``reset_parameters`` (torch's default initialisation) under a forked
+    random state, so the caller's generator is untouched. A network with parameters outside
+    such modules is refused: it could not be fully randomised.
+    """
+    import torch
+
+    clone = copy.deepcopy(network)
+    reset: set[int] = set()
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        for module in clone.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+                reset.update(id(p) for p in module.parameters(recurse=False))
+    left = [name for name, p in clone.named_parameters() if id(p) not in reset]
+    if left:
+        raise ValueError(f"cannot re-initialise parameter(s) {left[:3]}: no reset_parameters()")
+    return clone
+
+
+# --------------------------------------------------------------------------------------------
+# The rule
+# --------------------------------------------------------------------------------------------
+
+
+def _marker_columns(
+    mean: np.ndarray, markers: np.ndarray | None, k: int
+) -> tuple[float, float, float, float]:
+    if markers is None:
+        return (float("nan"),) * 4
+    chosen = set(top_k(mean, k).tolist())
+    hits = len(chosen & set(markers.tolist()))
+    p = hypergeom_p(hits, len(mean), len(markers), k) if len(markers) else float("nan")
+    return float(len(markers)), float(hits), hits / k, p
+
+
+def validate_tissue(
+    result: TissueSaliency,
+    t_statistic: np.ndarray,
+    random_mean: np.ndarray | None,
+    markers: np.ndarray | None,
+    top_k_genes: int,
+    seed: int,
+) -> dict[str, Any]:
+    """One row of validation.tsv from a tissue's maps and the precomputed comparisons."""
+    k = min(top_k_genes, len(result.gene_ids))
+    signed = not result.info.get("abs", False)
+    de_score = t_statistic if signed else np.abs(t_statistic)
+    row: dict[str, Any] = {
+        "tissue": result.tissue,
+        "method": result.info.get("method", ""),
+        "abs": bool(result.info.get("abs", False)),
+        "n_samples": result.n_samples,
+        "n_evaluated": int(result.info.get("n_evaluated", result.n_samples)),
+    }
+    nan = float("nan")
+    if result.n_samples == 0:
+        row.update(dict.fromkeys(VALIDATION_COLUMNS[5:], nan))
+        if markers is not None:
+            row["n_markers"] = float(len(markers))
+        return row
+    defined = np.isfinite(de_score).any()
+    row["de_overlap"] = topk_overlap(result.mean, de_score, k) if defined else nan
+    row["de_spearman"] = spearman(result.mean, de_score)
+    n_markers, hits, fraction, p = _marker_columns(result.mean, markers, k)
+    row.update(n_markers=n_markers, marker_overlap=hits, marker_fraction=fraction, marker_p=p)
+    row["stability_overlap"] = split_half_overlap(result.maps, k, tissue_seed(seed, result.tissue))
+    row["random_spearman"] = spearman(result.mean, random_mean) if random_mean is not None else nan
+    return row
+
+
+def summary_row(table: pd.DataFrame) -> dict[str, Any]:
+    """Medians over tissues (NaN skipped); sample counts summed."""
+    row: dict[str, Any] = {"tissue": SUMMARY_ROW}
+    if len(table):
+        row["method"] = table["method"].iloc[0]
+        row["abs"] = bool(table["abs"].iloc[0])
+    for column in VALIDATION_COLUMNS[3:]:
+        values = pd.to_numeric(table[column], errors="coerce")
+        if column in ("n_samples", "n_evaluated"):
+            row[column] = int(values.sum())
+        else:
+            row[column] = float(values.median()) if values.notna().any() else float("nan")
+    return row
+
+
+def saliency_validation(
+    saliency_files: Sequence[str | os.PathLike[str]],
+    tissues: Sequence[str],
+    model: ModelLike,
+    expression_files: Sequence[str | os.PathLike[str]],
+    samples: pd.DataFrame,
+    predictions: pd.DataFrame | None = None,
+    marker_sets: dict[str, list[str]] | None = None,
+    top_k_genes: int = 20,
+    method: str | None = None,
+    abs: bool | None = None,  # config key saliency.abs; checked against the files
+    seed: int = 0,
+    batch_size: int = 512,
+) -> pd.DataFrame:
+    """The validation table, one row per tissue of ``tissues`` plus the summary row.
+
+    ``method`` and ``abs``, when given, must match what the saliency files were computed with
+    (a stale file is refused); the randomised model's maps use the files' method and options.
+    ``predictions``, when given, must list every file's samples as correct in its split.
+    """
+    results = []
+    for path, tissue in zip(saliency_files, tissues, strict=True):
+        result = read_tissue_saliency(path)
+        if result.tissue != tissue:
+            raise ValueError(f"{path}: holds the maps of {result.tissue!r}, expected {tissue!r}")
+        if result.gene_ids != list(model.gene_ids):
+            raise ValueError(f"{path}: its genes differ from the model's")
+        for key, wanted in (("method", method), ("abs", abs)):
+            if wanted is not None and result.info.get(key) != wanted:
+                raise ValueError(
+                    f"{path}: computed with {key}={result.info.get(key)!r}, but the config "
+                    f"says saliency.{key}={wanted!r}; rerun the saliency rule"
+                )
+        if predictions is not None and result.n_samples:
+            expected, _, _ = correct_samples(predictions, tissue)
+            stray = sorted(set(result.sample_ids) - set(expected))
+            if stray:
+                raise ValueError(f"{path}: sample {stray[0]} is not a correct prediction")
+        results.append(result)
+    by_tissue = {r.tissue: r for r in results}
+    files_by_tissue = {tissue_of(p): p for p in expression_files}
+    moments = GroupMoments(len(model.gene_ids))
+    train = samples.loc[samples["split"] == "train"]
+    train_ids = {t: set(ids) for t, ids in train.groupby("tissue")["sample_id"]}
+    random_network = randomised_network(model.network, seed)
+    random_means: dict[str, np.ndarray] = {}
+    # One pass over the expression files: training rows feed the t statistics, the maps'
+    # samples feed the randomised model; only one tissue's matrix is in memory at a time.
+    for tissue, path in files_by_tissue.items():
+        result = by_tissue.get(tissue)
+        wanted_train = train_ids.get(tissue, set())
+        needs_maps = result is not None and result.n_samples > 0 and tissue in model.tissues
+        if not wanted_train and not needs_maps:
+            continue
+        table = read_expression(path)
+        if table.gene_ids != list(model.gene_ids):
+            raise ValueError(f"{path}: its genes differ from the model's")
+        rows = [i for i, s in enumerate(table.sample_ids) if s in wanted_train]
+        if rows:
+            moments.add(tissue, np.log1p(table.matrix[rows].astype(np.float64)))
+        if needs_maps:
+            assert result is not None
+            position = {s: i for i, s in enumerate(table.sample_ids)}
+            missing = [s for s in result.sample_ids if s not in position]
+            if missing:
+                raise ValueError(f"{path}: sample {missing[0]} of the saliency maps is missing")
+            scaled = model.scale(table.matrix[[position[s] for s in result.sample_ids]])
+            maps = attribute(
+                random_network,
+                scaled,
+                method=str(result.info.get("method", "gradient")),
+                target=list(model.tissues).index(tissue),
+                abs=bool(result.info.get("abs", False)),
+                batch_size=batch_size,
+                seed=int(result.info.get("seed", seed)),
+                **dict(result.info.get("options", {})),
+            )
+            random_means[tissue] = maps.mean(axis=0)
+    gene_names = list(model.gene_names)
+    rows_out = []
+    for result in results:
+        markers = None
+        if marker_sets is not None and result.tissue in marker_sets:
+            markers = marker_indices(marker_sets[result.tissue], model.gene_ids, gene_names)
+        rows_out.append(
+            validate_tissue(
+                result,
+                one_vs_rest_t(moments, result.tissue),
+                random_means.get(result.tissue),
+                markers,
+                top_k_genes,
+                seed,
+            )
+        )
+    table = pd.DataFrame(rows_out, columns=VALIDATION_COLUMNS)
+    summary = summary_row(table)
+    _log_headline(table, summary, top_k_genes)
+    return pd.concat([table, pd.DataFrame([summary])], ignore_index=True)[VALIDATION_COLUMNS]
+
+
+def _log_headline(table: pd.DataFrame, summary: dict[str, Any], k: int) -> None:
+    significant = int((pd.to_numeric(table["marker_p"], errors="coerce") < 0.05).sum())
+    with_markers = int(pd.to_numeric(table["marker_p"], errors="coerce").notna().sum())
+    log.info(
+        "saliency validation (top %d, median over tissues): DE overlap %.2f, DE Spearman %.2f, "
+        "marker fraction %.2f (p < 0.05 in %d of %d tissues with markers), split-half "
+        "stability %.2f, randomised-model Spearman %.2f",
+        k,
+        summary["de_overlap"],
+        summary["de_spearman"],
+        summary["marker_fraction"],
+        significant,
+        with_markers,
+        summary["stability_overlap"],
+        summary["random_spearman"],
+    )
+    if np.isfinite(summary["random_spearman"]) and abs(summary["random_spearman"]) > 0.5:
+        log.warning(
+            "maps of a randomised model correlate with the trained model's (median Spearman "
+            "%.2f): they may reflect the input more than the model (Adebayo et al. 2018)",
+            summary["random_spearman"],
+        )
+
+
+def write_validation(path: str | os.PathLike[str], table: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")
+
+
+def run_validation(
+    saliency_files: Sequence[str | os.PathLike[str]],
+    tissues: Sequence[str],
+    model_dir: str | os.PathLike[str],
+    predictions_path: str | os.PathLike[str],
+    expression_files: Sequence[str | os.PathLike[str]],
+    samples_path: str | os.PathLike[str],
+    genes_path: str | os.PathLike[str],
+    marker_sets_path: str | os.PathLike[str] | None,
+    out_path: str | os.PathLike[str],
+    top_k_genes: int = 20,
+    method: str | None = None,
+    abs: bool | None = None,  # config key saliency.abs
+    seed: int = 0,
+    batch_size: int = 512,
+) -> pd.DataFrame:
+    """The ``saliency_validation`` rule: read everything, validate, write validation.tsv."""
+    from rnaseq_saliency.model import load_model
+
+    model = load_model(model_dir)
+    gene_ids, _ = read_selected_genes(genes_path)
+    if gene_ids != list(model.gene_ids):
+        raise ValueError(f"{genes_path}: the selected genes differ from the model's")
+    marker_sets = read_gmt(marker_sets_path) if marker_sets_path else None
+    if marker_sets is not None:
+        unknown = sorted(set(marker_sets) - set(tissues))
+        if unknown:
+            log.info("%s: %d set(s) name no configured tissue", marker_sets_path, len(unknown))
+    table = saliency_validation(
+        saliency_files,
+        tissues,
+        model,
+        expression_files,
+        read_samples(samples_path),
+        read_predictions(predictions_path),
+        marker_sets,
+        top_k_genes,
+        method,
+        abs,
+        seed,
+        batch_size,
+    )
+    write_validation(out_path, table)
+    return table
