@@ -81,6 +81,18 @@ def augmented_files():
     return expand("results/augmented/{tissue}.parquet", tissue=TISSUES)
 
 
+def training_config():
+    """The config sections that shape a trained model, recorded in model.json.
+
+    Only these reach rule train's params, so that editing, say, saliency.top_n does not
+    retrain the model.
+    """
+    return {
+        key: config[key]
+        for key in ("data", "demo", "split", "augment", "model", "train")
+    }
+
+
 def tensorboard_run_name():
     """A TensorBoard run per training configuration, so runs sit side by side in one view."""
     from rnaseq_saliency.naming import run_name

@@ -19,7 +19,7 @@ rule train:
     params:
         model=config["model"],
         train=config["train"],
-        run_config=config,
+        run_config=training_config(),
     script:
         "../../scripts/train.py"
 
