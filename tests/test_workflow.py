@@ -76,7 +76,10 @@ def scheduled_rules(workdir: Path, dotted_key: str | None = None, value: object 
     config = SMALL_CONFIG if dotted_key is None else with_override(SMALL_CONFIG, dotted_key, value)
     (workdir / "changed.yaml").write_text(yaml.safe_dump(config))
     output = snakemake(workdir, "--dry-run", "--quiet", "rules", configfile="changed.yaml").stdout
-    table = output.split("Job stats:", 1)[-1] if "Job stats:" in output else ""
+    if "Job stats:" not in output:
+        assert "Nothing to be done" in output, output
+        return {}
+    table = output.split("Job stats:", 1)[1]
     counts = {}
     for line in table.splitlines():
         match = re.fullmatch(r"\s*([a-z_]+)\s+(\d+)\s*", line)
@@ -135,6 +138,21 @@ def test_split_seed_change_starts_at_split(demo_run: Path) -> None:
     rules = scheduled_rules(demo_run, "split.seed", 1)
     assert {"split", "augment", "train"} <= rules.keys()
     assert not {"demo", "select_genes", "ingest"} & rules.keys()
+
+
+def test_learning_rate_change_retrains_but_keeps_the_data(demo_run: Path) -> None:
+    rules = scheduled_rules(demo_run, "train.lr", 0.002)
+    assert {"train", "evaluate", "saliency", "saliency_heatmap", "saliency_validation"} <= set(
+        rules
+    )
+    assert not {"demo", "download", "select_genes", "ingest", "split", "augment"} & set(rules)
+
+
+def test_input_filter_change_starts_at_gene_selection(demo_run: Path) -> None:
+    rules = scheduled_rules(demo_run, "data.input_filter", "all")
+    assert {"select_genes", "ingest", "split", "augment", "train"} <= set(rules)
+    assert rules["ingest"] == len(SMALL_CONFIG["data"]["tissues"])
+    assert "demo" not in rules
 
 
 def test_top_n_change_redraws_only_the_heatmaps(demo_run: Path) -> None:

@@ -104,6 +104,16 @@ MODEL_FILES = multiext("results/model/model", ".safetensors", ".json")
 
 
 def final_targets():
+    # New samples are classified only when the user names a file of them.
+    predict = (
+        [
+            "results/predict/predictions.tsv",
+            "results/predict/saliency_top_genes.tsv",
+            "results/predict/figures",
+        ]
+        if config["predict"]["input"]
+        else []
+    )
     return [
         "results/genes/selected_genes.tsv",
         *expression_files(),
@@ -113,6 +123,9 @@ def final_targets():
         "results/figures/pca_augmentation.png",
         *MODEL_FILES,
         "results/model/history.tsv",
+        # Requested, so that a new training configuration (a new run directory) retrains:
+        # Snakemake skips the params check of a job with an output it has no record of.
+        f"results/tensorboard/{tensorboard_run_name()}",
         "results/figures/training_curves.png",
         "results/evaluation/summary.json",
         "results/evaluation/confusion_matrix.png",
@@ -120,6 +133,8 @@ def final_targets():
         *expand("results/saliency/heatmaps/{tissue}.png", tissue=TISSUES),
         "results/saliency/overview.png",
         "results/saliency/validation.tsv",
+        *predict,
+        *SWEEP_TARGETS,  # empty unless sweep.enabled (workflow/rules/sweep.smk)
     ]
 
 
