@@ -29,7 +29,7 @@ _MISSING_COLOUR = "#d9d9d9"
 class HeatmapFigure:
     """What was drawn: the figure and axes, the labels, and the tissue column's outline."""
 
-    figure: Any  # matplotlib.figure.Figure (closed after saving)
+    figure: Any  # matplotlib.figure.Figure (closed in pyplot; can still be shown or saved)
     ax: Any  # matplotlib.axes.Axes of the heatmap
     rows: list[str]  # gene symbols, top to bottom
     gene_ids: list[str]
@@ -38,9 +38,14 @@ class HeatmapFigure:
 
 
 def _pyplot() -> Any:
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    # Rule jobs are headless: Agg, chosen before pyplot loads. Where pyplot is already loaded
+    # (a notebook's inline backend), switching it would stop the notebook's figures showing.
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -82,13 +87,16 @@ def _draw_matrix(ax: Any, values: np.ndarray, plt: Any) -> Any:
     )
 
 
-def _placeholder(tissue: str, out_png: str | os.PathLike[str], message: str) -> HeatmapFigure:
+def _placeholder(
+    tissue: str, out_png: str | os.PathLike[str] | None, message: str
+) -> HeatmapFigure:
     plt = _pyplot()
     figure, ax = plt.subplots(figsize=(6, 2))
     ax.set_axis_off()
     ax.set_title(f"Saliency: {tissue}")
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
-    _save(figure, out_png)
+    if out_png is not None:
+        _save(figure, out_png)
     plt.close(figure)
     return HeatmapFigure(figure, ax, [], [], [], [])
 
@@ -98,7 +106,7 @@ def plot_tissue_heatmap(
     top_genes: pd.DataFrame,
     tissue: str,
     top_n: int,
-    out_png: str | os.PathLike[str],
+    out_png: str | os.PathLike[str] | None = None,
 ) -> HeatmapFigure:
     """Heatmap of ``tissue``'s ``top_n`` genes (rows) by mean saliency across all tissues.
 
@@ -106,6 +114,9 @@ def plot_tissue_heatmap(
     outlined in blue; rows are labelled with gene symbols (the id where a gene has none), most
     salient first. Colours span the shown values (mean of per-sample [0, 1] maps); tissues
     without maps are grey. A tissue without maps gets a figure that says so.
+
+    Written to ``out_png`` unless it is None (the notebook's use, ``rnaseq_saliency.explore``).
+    The figure is closed either way (out of pyplot's registry), but can still be shown or saved.
     """
     plt = _pyplot()
     from matplotlib.patches import Rectangle
@@ -148,7 +159,8 @@ def plot_tissue_heatmap(
     ax.set_title(f"{tissue}: top {len(rows)} genes by mean saliency, across all tissues")
     colourbar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
     colourbar.set_label("mean saliency (per-sample min-max scaled)")
-    _save(figure, out_png)
+    if out_png is not None:
+        _save(figure, out_png)
     plt.close(figure)
     return HeatmapFigure(figure, ax, rows, gene_ids, columns, [outline])
 
