@@ -1,0 +1,42 @@
+rule predict:
+    input:
+        weights="results/model/model.safetensors",
+        model_json="results/model/model.json",
+        # Without predict.input the job has no samples and stops with a message saying so.
+        expression=config["predict"]["input"] or [],
+    output:
+        predictions=report(
+            "results/predict/predictions.tsv",
+            caption="../report/predict.rst",
+            category="6. New samples",
+        ),
+        top_genes=report(
+            "results/predict/saliency_top_genes.tsv",
+            caption="../report/predict.rst",
+            category="6. New samples",
+        ),
+        figures=report(
+            directory("results/predict/figures"),
+            patterns=["{sample}.png"],
+            caption="../report/predict.rst",
+            category="6. New samples",
+            subcategory="Per sample",
+            labels={"sample": "{sample}"},
+        ),
+    log:
+        "logs/predict.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: workflow.cores
+    params:
+        max_missing_fraction=config["predict"]["max_missing_fraction"],
+        top_n=config["predict"]["top_n"],
+        method=config["saliency"]["method"],
+        abs=config["saliency"]["abs"],
+        batch_size=config["saliency"]["batch_size"],
+        ig_steps=config["saliency"]["ig_steps"],
+        smoothgrad_samples=config["saliency"]["smoothgrad_samples"],
+        smoothgrad_stdev=config["saliency"]["smoothgrad_stdev"],
+        seed=config["saliency"]["seed"],
+    script:
+        "../../scripts/predict.py"
