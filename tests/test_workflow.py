@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -165,3 +168,82 @@ def test_report_is_built(demo_run: Path) -> None:
     snakemake(demo_run, "--report", str(demo_run / "report.html"))
     html = (demo_run / "report.html").read_text()
     assert "confusion_matrix.png" in html and "pca_augmentation.png" in html
+
+
+def snakemake_popen(workdir: Path, *args: str) -> subprocess.Popen:
+    """Start Snakemake in its own process group, so that the whole run can be killed."""
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(
+                f"snakemake ended before {path} appeared:\n{process.stdout.read()}"
+            )
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.05)
+
+
+def test_killed_run_resumes_to_the_same_outputs_and_the_lock_refuses_a_second_run(
+    demo_run: Path, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "interrupted"
+    shutil.copytree(demo_run, workdir, ignore=shutil.ignore_patterns("report.html"))
+    train_log = workdir / "logs" / "train.log"
+    train_log.unlink()
+
+    # SIGKILL the whole run while rule train is running (its log exists, its outputs do not).
+    run = snakemake_popen(workdir, "--forcerun", "train")
+    wait_for(train_log, run)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=60)
+    model = workdir / "results" / "model"
+    assert not (model / "model.safetensors").exists()
+    assert not (model / "model.json").exists()
+
+    # A SIGKILLed Snakemake keeps its lock: the user unlocks, then reruns.
+    snakemake(workdir, "--unlock")
+    train_log.unlink(missing_ok=True)
+    rerun = snakemake_popen(workdir, "--rerun-incomplete")
+    try:
+        wait_for(train_log, rerun)
+        second = snakemake(workdir, check=False)
+        assert second.returncode != 0
+        assert "cannot be locked" in second.stdout + second.stderr
+    finally:
+        output, _ = rerun.communicate(timeout=1200)
+    assert rerun.returncode == 0, output[-4000:]
+
+    for relative in (
+        "results/model/model.safetensors",
+        "results/model/model.json",
+        "results/evaluation/predictions.tsv",
+        "results/saliency/top_genes.tsv",
+    ):
+        assert (workdir / relative).read_bytes() == (demo_run / relative).read_bytes(), relative
+    leftovers = [p for p in (workdir / "results").rglob("*.tmp")]
+    assert leftovers == []
