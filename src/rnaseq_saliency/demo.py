@@ -180,6 +180,8 @@ class DemoGenes:
     end: np.ndarray
     strand: list[str]
     profiles: np.ndarray  # (n_genes, n_tissues) nTPM, tissues in tissue_table() order
+    # GENCODE gene_type per gene for the GTF; None: all protein_coding (the demo's genes).
+    gene_type: list[str] | None = None
 
 
 def _read_package_text(name: str, *, gzipped: bool = False) -> str:
@@ -342,6 +344,16 @@ class TissueSamples:
     library: np.ndarray  # reads in genes per sample (N_j)
 
 
+def draw_heterogeneity(rng: np.random.Generator) -> float:
+    """A tissue's heterogeneity factor ``s_t`` (log-normal around 1; model step 2)."""
+    return math.exp(rng.normal(0.0, 0.2))
+
+
+def draw_library(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Reads counted in genes, ``N_j``, for ``n`` samples (log-normal; model step 3)."""
+    return np.exp(rng.normal(math.log(READS_MEDIAN), 0.35, size=n))
+
+
 def simulate_tissue(
     rng: np.random.Generator,
     mean: np.ndarray,
@@ -351,10 +363,20 @@ def simulate_tissue(
     female_silent: np.ndarray,
     male: np.ndarray,
     length: np.ndarray,
+    *,
+    heterogeneity: float | None = None,
+    library: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Reads, TPM and library sizes of one tissue's samples (model steps 2 and 3)."""
+    """Reads, TPM and library sizes of one tissue's samples (model steps 2 and 3).
+
+    ``heterogeneity`` (``s_t``) and ``library`` (``N_j``) are drawn from ``rng`` unless given:
+    a caller that simulates a tissue in blocks of genes (bench/make_gtex_scale.py) draws them
+    once with ``draw_heterogeneity`` and ``draw_library`` and passes the same ones to every
+    block, so that each sample keeps one library size across all its genes.
+    """
     n_genes, n = mean.size, donor_rows.size
-    heterogeneity = math.exp(rng.normal(0.0, 0.2))
+    if heterogeneity is None:
+        heterogeneity = draw_heterogeneity(rng)
     noise = rng.standard_normal((n_genes, n))
     log_x = (
         np.log(mean)[:, None]
@@ -363,7 +385,8 @@ def simulate_tissue(
     )
     x = np.exp(log_x)
     x[np.ix_(female_silent, ~male[donor_rows])] = 0.0
-    library = np.exp(rng.normal(math.log(READS_MEDIAN), 0.35, size=n))
+    if library is None:
+        library = draw_library(rng, n)
     scale = length[:, None] * library[None, :] / (1e6 * MEAN_TRANSCRIPT_LENGTH)
     reads = rng.poisson(x * scale)
     tpm = np.round(reads / scale, TPM_DECIMALS)
@@ -375,12 +398,17 @@ def write_gct(
     gene_ids: Sequence[str],
     gene_names: Sequence[str],
     sample_ids: Sequence[str],
-    values: np.ndarray,
+    values: np.ndarray | Iterable[np.ndarray],
     *,
     integer: bool,
 ) -> None:
-    """A GTEx per-tissue GCT 1.2 (gzip): ``#1.2``, dims, ``id Name Description samples...``."""
-    n_genes, n_samples = values.shape
+    """A GTEx per-tissue GCT 1.2 (gzip): ``#1.2``, dims, ``id Name Description samples...``.
+
+    ``values`` is the genes x samples matrix, or an iterable of consecutive row blocks of it
+    (generated on the fly, so a GTEx-sized file never sits in memory whole).
+    """
+    n_genes, n_samples = len(gene_ids), len(sample_ids)
+    blocks = [values] if isinstance(values, np.ndarray) else values
     fmt = str if integer else "%.10g".__mod__
     # No file name or time stamp in the gzip header: the same values give the same bytes.
     # Level 1: compression dominated the run time at the default level 6, for 15% smaller files.
@@ -392,10 +420,22 @@ def write_gct(
     ):
         text.write(f"#1.2\n{n_genes}\t{n_samples}\n")
         text.write("\t".join(["id", "Name", "Description", *sample_ids]) + "\n")
-        for row, (gene, name, line) in enumerate(
-            zip(gene_ids, gene_names, values.tolist(), strict=True)
-        ):
-            text.write(f"{row}\t{gene}\t{name}\t" + "\t".join(map(fmt, line)) + "\n")
+        row = 0
+        for block in blocks:
+            if block.ndim != 2 or block.shape[1] != n_samples or row + len(block) > n_genes:
+                raise ValueError(
+                    f"{path}: value block of shape {block.shape} at gene row {row} does not fit "
+                    f"{n_genes} genes x {n_samples} samples"
+                )
+            for line in block.tolist():
+                text.write(
+                    f"{row}\t{gene_ids[row]}\t{gene_names[row]}\t"
+                    + "\t".join(map(fmt, line))
+                    + "\n"
+                )
+                row += 1
+        if row != n_genes:
+            raise ValueError(f"{path}: values for {row} genes, but {n_genes} gene ids")
 
 
 def _write_table(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
@@ -415,18 +455,17 @@ def write_gtf(path: str | Path, genes: DemoGenes) -> None:
         )
         for i, gene in enumerate(genes.gene_id):
             name = genes.gene_name[i]
+            kind = "protein_coding" if genes.gene_type is None else genes.gene_type[i]
             source = "ENSEMBL" if genes.chrom[i] == "chrM" else "HAVANA"
             where = (
                 f"{genes.chrom[i]}\t{source}\t{{}}\t{genes.start[i]}\t{genes.end[i]}\t.\t"
                 f"{genes.strand[i]}\t.\t"
             )
-            attributes = (
-                f'gene_id "{gene}"; gene_type "protein_coding"; gene_name "{name}"; level 2;'
-            )
+            attributes = f'gene_id "{gene}"; gene_type "{kind}"; gene_name "{name}"; level 2;'
             handle.write(where.format("gene") + attributes + "\n")
             handle.write(
                 where.format("transcript") + attributes + f' transcript_id "{gene}"; '
-                f'transcript_type "protein_coding"; transcript_name "{name}";\n'
+                f'transcript_type "{kind}"; transcript_name "{name}";\n'
             )
 
 

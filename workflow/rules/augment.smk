@@ -6,6 +6,8 @@ rule augment:
         "results/augmented/{tissue}.parquet",
     log:
         "logs/augment/{tissue}.log",
+    benchmark:
+        "benchmarks/augment/{tissue}.tsv"
     conda:
         "../../envs/data.yaml"
     params:
@@ -33,6 +35,8 @@ rule pca_augmentation:
         ),
     log:
         "logs/pca_augmentation.log",
+    benchmark:
+        "benchmarks/pca_augmentation.tsv"
     conda:
         "../../envs/data.yaml"
     params:

@@ -13,6 +13,8 @@ rule demo:
         subjects="resources/demo/GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt",
     log:
         "logs/demo.log",
+    benchmark:
+        "benchmarks/demo.tsv"
     conda:
         "../../envs/data.yaml"
     params:
@@ -32,6 +34,8 @@ rule download:
         checksum="resources/gtex/{release}/{filename}.sha256",
     log:
         "logs/download/{release}/{filename}.log",
+    benchmark:
+        "benchmarks/download/{release}/{filename}.tsv"
     wildcard_constraints:
         filename=r"[^/]+(?<!\.sha256)",
     retries: 0
@@ -54,6 +58,8 @@ rule select_genes:
         "results/genes/selected_genes.tsv",
     log:
         "logs/select_genes.log",
+    benchmark:
+        "benchmarks/select_genes.tsv"
     conda:
         "../../envs/data.yaml"
     params:
@@ -71,6 +77,8 @@ rule ingest:
         "results/expression/{tissue}.parquet",
     log:
         "logs/ingest/{tissue}.log",
+    benchmark:
+        "benchmarks/ingest/{tissue}.tsv"
     conda:
         "../../envs/data.yaml"
     params:

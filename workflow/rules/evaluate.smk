@@ -40,6 +40,8 @@ rule evaluate:
         ),
     log:
         "logs/evaluate.log",
+    benchmark:
+        "benchmarks/evaluate.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: workflow.cores

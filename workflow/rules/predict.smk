@@ -25,6 +25,8 @@ rule predict:
         ),
     log:
         "logs/predict.log",
+    benchmark:
+        "benchmarks/predict.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: workflow.cores

@@ -8,6 +8,8 @@ rule saliency:
         "results/saliency/{tissue}.parquet",
     log:
         "logs/saliency/{tissue}.log",
+    benchmark:
+        "benchmarks/saliency/{tissue}.tsv"
     conda:
         "../../envs/torch.yaml"
     params:
@@ -36,6 +38,8 @@ rule top_genes:
         mean_matrix="results/saliency/mean_saliency.parquet",
     log:
         "logs/top_genes.log",
+    benchmark:
+        "benchmarks/top_genes.tsv"
     conda:
         "../../envs/data.yaml"
     params:
@@ -58,6 +62,8 @@ rule saliency_heatmap:
         ),
     log:
         "logs/saliency_heatmap/{tissue}.log",
+    benchmark:
+        "benchmarks/saliency_heatmap/{tissue}.tsv"
     conda:
         "../../envs/data.yaml"
     params:
@@ -79,6 +85,8 @@ rule saliency_overview:
         ),
     log:
         "logs/saliency_overview.log",
+    benchmark:
+        "benchmarks/saliency_overview.tsv"
     conda:
         "../../envs/data.yaml"
     params:
@@ -105,6 +113,8 @@ rule saliency_validation:
         ),
     log:
         "logs/saliency_validation.log",
+    benchmark:
+        "benchmarks/saliency_validation.tsv"
     conda:
         "../../envs/torch.yaml"
     params:

@@ -11,6 +11,8 @@ rule split:
         ),
     log:
         "logs/split.log",
+    benchmark:
+        "benchmarks/split.tsv"
     conda:
         "../../envs/data.yaml"
     params:

@@ -32,6 +32,8 @@ if config["sweep"]["enabled"]:
                 f"results/sweep/augmented/{SWEEP.augment_pattern}/{{tissue}}.parquet",
             log:
                 f"logs/sweep/augment/{SWEEP.augment_pattern}/{{tissue}}.log",
+            benchmark:
+                f"benchmarks/sweep_augment/{SWEEP.augment_pattern}/{{tissue}}.tsv"
             conda:
                 "../../envs/data.yaml"
             params:
@@ -59,6 +61,8 @@ if config["sweep"]["enabled"]:
             tensorboard=directory(f"results/tensorboard/sweep/{SWEEP.pattern}"),
         log:
             f"logs/sweep/train/{SWEEP.pattern}.log",
+        benchmark:
+            f"benchmarks/sweep_train/{SWEEP.pattern}.tsv"
         conda:
             "../../envs/torch.yaml"
         threads: SWEEP_TRAIN_THREADS
@@ -81,6 +85,8 @@ if config["sweep"]["enabled"]:
             f"results/sweep/{SWEEP.pattern}/validation.json",
         log:
             f"logs/sweep/validate/{SWEEP.pattern}.log",
+        benchmark:
+            f"benchmarks/sweep_validate/{SWEEP.pattern}.tsv"
         conda:
             "../../envs/torch.yaml"
         params:
@@ -97,6 +103,8 @@ if config["sweep"]["enabled"]:
             best_config="results/sweep/best_config.yaml",
         log:
             "logs/sweep/summary.log",
+        benchmark:
+            "benchmarks/sweep_summary.tsv"
         conda:
             "../../envs/data.yaml"
         params:
@@ -115,6 +123,8 @@ if config["sweep"]["enabled"]:
             ),
         log:
             "logs/sweep/figure.log",
+        benchmark:
+            "benchmarks/sweep_figure.tsv"
         conda:
             "../../envs/data.yaml"
         params:
@@ -145,6 +155,8 @@ if config["sweep"]["enabled"]:
             summary="results/sweep/best/evaluation/summary.json",
         log:
             "logs/sweep/evaluate_best.log",
+        benchmark:
+            "benchmarks/sweep_evaluate_best.tsv"
         conda:
             "../../envs/torch.yaml"
         threads: workflow.cores

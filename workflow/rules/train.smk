@@ -11,6 +11,8 @@ rule train:
         tensorboard=directory(f"results/tensorboard/{tensorboard_run_name()}"),
     log:
         "logs/train.log",
+    benchmark:
+        "benchmarks/train.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: workflow.cores
@@ -35,6 +37,8 @@ rule training_curves:
         ),
     log:
         "logs/training_curves.log",
+    benchmark:
+        "benchmarks/training_curves.tsv"
     conda:
         "../../envs/data.yaml"
     script:
