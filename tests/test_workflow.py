@@ -247,3 +247,12 @@ def test_killed_run_resumes_to_the_same_outputs_and_the_lock_refuses_a_second_ru
         assert (workdir / relative).read_bytes() == (demo_run / relative).read_bytes(), relative
     leftovers = [p for p in (workdir / "results").rglob("*.tmp")]
     assert leftovers == []
+
+
+def test_pca_tissues_follow_a_narrow_tissue_choice(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"data": {"tissues": ["liver", "lung"]}}))
+    plan = snakemake(tmp_path, "--dry-run", "results/figures/pca_augmentation.png").stdout
+    pca_job = plan.split("rule pca_augmentation:", 1)[1].split("\n\n", 1)[0]
+    assert "results/augmented/liver.parquet" in pca_job
+    assert "results/augmented/lung.parquet" not in pca_job  # not in the default pca_tissues
+    assert "brain_cortex" not in pca_job

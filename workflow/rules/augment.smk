@@ -25,7 +25,7 @@ rule pca_augmentation:
     input:
         augmented=expand(
             "results/augmented/{tissue}.parquet",
-            tissue=config["augment"]["pca_tissues"],
+            tissue=PCA_TISSUES,
         ),
     output:
         report(
@@ -40,7 +40,7 @@ rule pca_augmentation:
     conda:
         "../../envs/data.yaml"
     params:
-        tissues=config["augment"]["pca_tissues"],
+        tissues=PCA_TISSUES,
         method=config["augment"]["method"],
     script:
         "../../scripts/pca_augmentation.py"

@@ -31,11 +31,12 @@ if DATA["source"] == "demo" and RELEASE != "v8":
         "config key data.release: the demo dataset is built on GTEx v8 (GENCODE v26 ids); "
         "use release v8 with data.source demo"
     )
-_outside = sorted(set(config["augment"]["pca_tissues"]) - set(TISSUES))
-if _outside:
-    raise ValueError(
-        f"config key augment.pca_tissues: {_outside} not among data.tissues ({TISSUES})"
-    )
+# The PCA figure shows the configured pca_tissues that the run includes, so that choosing a few
+# data.tissues does not clash with the default; with none of them, the first three tissues.
+resolve_tissues(config["augment"]["pca_tissues"])  # an unknown label is still an error
+PCA_TISSUES = [t for t in config["augment"]["pca_tissues"] if t in TISSUES] or TISSUES[
+    :3
+]
 MEASURE = DATA["measure"]
 
 
