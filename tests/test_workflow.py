@@ -44,10 +44,8 @@ SMALL_CONFIG = {
 pytestmark = pytest.mark.workflow
 
 
-def snakemake(
-    workdir: Path, *args: str, configfile: str = "config.yaml", check: bool = True
-) -> subprocess.CompletedProcess:
-    command = [
+def snakemake_command(workdir: Path, *args: str, configfile: str = "config.yaml") -> list[str]:
+    return [
         str(SNAKEMAKE),
         "--snakefile",
         str(REPO / "Snakefile"),
@@ -59,8 +57,19 @@ def snakemake(
         "2",
         *args,
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
+
+
+# One thread per BLAS pool, so that runs with the same --cores compute the same numbers.
+SNAKEMAKE_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def snakemake(
+    workdir: Path, *args: str, configfile: str = "config.yaml", check: bool = True
+) -> subprocess.CompletedProcess:
+    command = snakemake_command(workdir, *args, configfile=configfile)
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=SNAKEMAKE_ENV, timeout=1200
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
     return result
@@ -172,25 +181,12 @@ def test_report_is_built(demo_run: Path) -> None:
 
 def snakemake_popen(workdir: Path, *args: str) -> subprocess.Popen:
     """Start Snakemake in its own process group, so that the whole run can be killed."""
-    command = [
-        str(SNAKEMAKE),
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        command,
+        snakemake_command(workdir, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env=SNAKEMAKE_ENV,
         start_new_session=True,
     )
 
