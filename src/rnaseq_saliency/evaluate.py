@@ -39,6 +39,7 @@ from rnaseq_saliency.datasets import (
     read_samples,
 )
 from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.plotting import pyplot, save_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -366,9 +367,8 @@ def confusion_figure(counts: pd.DataFrame, order: Sequence[str], title: str) -> 
     stay visible; the colour bar is labelled in fractions. With 20 tissues or fewer the
     non-zero counts are written in the cells.
     """
-    import matplotlib
 
-    matplotlib.use("Agg")
+    pyplot()  # the backend, before seaborn loads pyplot
     import seaborn as sns
     from matplotlib.colors import PowerNorm
     from matplotlib.figure import Figure
@@ -426,9 +426,8 @@ def plot_confusion_matrix(
 ) -> Figure:
     """Draw ``confusion_figure`` and save it as a PNG (atomically); return the figure."""
     fig = confusion_figure(counts, order, title)
-    with atomic_path(out_png) as tmp:
-        # No "Software" text chunk: the PNG bytes then depend on the data only.
-        fig.savefig(tmp, format="png", dpi=150, metadata={"Software": None})
+    # No "Software" text chunk: the PNG bytes then depend on the data only.
+    save_png(fig, out_png, dpi=150, metadata={"Software": None})
     return fig
 
 

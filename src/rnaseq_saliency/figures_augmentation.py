@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnaseq_saliency.expression import ExpressionTable, read_expression
-from rnaseq_saliency.fileio import atomic_path
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
@@ -60,11 +59,11 @@ def plot_pca_augmentation(
         method: the augmentation method, for the title.
         out_png: where the PNG goes (written atomically).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+
+    from rnaseq_saliency.plotting import pyplot, save_png
+
+    plt = pyplot()
 
     if len(augmented_files) != len(tissues):
         raise ValueError(
@@ -128,6 +127,5 @@ def plot_pca_augmentation(
         "(validation and test samples are never augmented)"
     )
     fig.tight_layout(rect=(0, 0.1, 1, 0.95))
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    save_png(fig, out_png, dpi=120)
     plt.close(fig)

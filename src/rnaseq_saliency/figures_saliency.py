@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.plotting import pyplot, save_png
 
 OUTLINE_COLOUR = "blue"
 # Each tissue's top genes shown in the overview (capped by saliency.top_n): 3 x 54 tissues is
@@ -37,20 +37,6 @@ class HeatmapFigure:
     outlines: list[Any]  # matplotlib.patches.Rectangle: the own tissue's cells
 
 
-def _pyplot() -> Any:
-    import sys
-
-    import matplotlib
-
-    # Rule jobs are headless: Agg, chosen before pyplot loads. Where pyplot is already loaded
-    # (a notebook's inline backend), switching it would stop the notebook's figures showing.
-    if "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _label(gene_id: str, gene_name: str) -> str:
     return gene_name if isinstance(gene_name, str) and gene_name else gene_id
 
@@ -63,12 +49,10 @@ def tissue_top_genes(top_genes: pd.DataFrame, tissue: str, top_n: int) -> pd.Dat
     return rows.head(top_n)
 
 
-def _save(figure: Any, out_png: str | os.PathLike[str]) -> None:
-    with atomic_path(out_png) as tmp:
-        # No "Software" (matplotlib version) entry: the same data gives the same bytes.
-        figure.savefig(
-            tmp, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None}
-        )
+def save_figure(figure: Any, out_png: str | os.PathLike[str]) -> None:
+    """Save a saliency figure: tight bounding box, no "Software" (matplotlib version) entry,
+    so that the same data gives the same bytes."""
+    save_png(figure, out_png, dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
 
 
 def _draw_matrix(ax: Any, values: np.ndarray, plt: Any) -> Any:
@@ -90,13 +74,13 @@ def _draw_matrix(ax: Any, values: np.ndarray, plt: Any) -> Any:
 def _placeholder(
     tissue: str, out_png: str | os.PathLike[str] | None, message: str
 ) -> HeatmapFigure:
-    plt = _pyplot()
+    plt = pyplot()
     figure, ax = plt.subplots(figsize=(6, 2))
     ax.set_axis_off()
     ax.set_title(f"Saliency: {tissue}")
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
     if out_png is not None:
-        _save(figure, out_png)
+        save_figure(figure, out_png)
     plt.close(figure)
     return HeatmapFigure(figure, ax, [], [], [], [])
 
@@ -118,7 +102,7 @@ def plot_tissue_heatmap(
     Written to ``out_png`` unless it is None (the notebook's use, ``rnaseq_saliency.explore``).
     The figure is closed either way (out of pyplot's registry), but can still be shown or saved.
     """
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.patches import Rectangle
 
     columns = [str(c) for c in mean_matrix.columns]
@@ -160,7 +144,7 @@ def plot_tissue_heatmap(
     colourbar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
     colourbar.set_label("mean saliency (per-sample min-max scaled)")
     if out_png is not None:
-        _save(figure, out_png)
+        save_figure(figure, out_png)
     plt.close(figure)
     return HeatmapFigure(figure, ax, rows, gene_ids, columns, [outline])
 
@@ -197,7 +181,7 @@ def plot_overview(
     each group's own tissue cells outlined in blue, so that tissue-specific saliency shows as
     a blue-framed diagonal of bright cells. Each row is labelled ``GENE (tissue)``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.patches import Rectangle
 
     columns = [str(c) for c in mean_matrix.columns]
@@ -236,7 +220,7 @@ def plot_overview(
     )
     colourbar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
     colourbar.set_label("mean saliency (per-sample min-max scaled)")
-    _save(figure, out_png)
+    save_figure(figure, out_png)
     plt.close(figure)
     return HeatmapFigure(figure, ax, rows, gene_ids, columns, outlines)
 

@@ -7,8 +7,6 @@ import os
 import numpy as np
 import pandas as pd
 
-from rnaseq_saliency.fileio import atomic_path
-
 _REQUIRED = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
 
 
@@ -37,11 +35,11 @@ def plot_training_curves(
     history_tsv: str | os.PathLike[str], out_png: str | os.PathLike[str]
 ) -> None:
     """Loss and accuracy per epoch, training vs validation, with the kept epoch marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    from rnaseq_saliency.plotting import pyplot, save_png
+
+    plt = pyplot()
 
     history = read_history(history_tsv)
     kept = best_epoch(history)
@@ -61,7 +59,6 @@ def plot_training_curves(
         axis.legend()
     axes[1].set_ylim(top=1.02)  # room for markers at accuracy 1
     figure.suptitle("Training curves (training: running mean over the epoch, dropout on)")
-    with atomic_path(out_png) as tmp:
-        # metadata without the matplotlib version keeps the PNG byte-identical across versions.
-        figure.savefig(tmp, format="png", dpi=150, metadata={"Software": None})
+    # metadata without the matplotlib version keeps the PNG byte-identical across versions.
+    save_png(figure, out_png, dpi=150, metadata={"Software": None})
     plt.close(figure)

@@ -594,9 +594,10 @@ def plot_sample_top_genes(
     ``runner_up`` (the second tissue and its probability) goes into the title: a close second
     is what a mixed or swapped sample looks like.
     """
-    from rnaseq_saliency.figures_saliency import _pyplot, _save
+    from rnaseq_saliency.figures_saliency import save_figure
+    from rnaseq_saliency.plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     labels = [
         name if isinstance(name, str) and name else gene_id
         for gene_id, name in zip(sample_genes["gene_id"], sample_genes["gene_name"], strict=True)
@@ -630,7 +631,7 @@ def plot_sample_top_genes(
             fontsize=7,
         )
     ax.spines[["top", "right"]].set_visible(False)
-    _save(figure, out_png)
+    save_figure(figure, out_png)
     plt.close(figure)
 
 

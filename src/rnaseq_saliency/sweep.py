@@ -599,11 +599,9 @@ def plot_validation_f1(
 ) -> None:
     """Validation macro-F1 per parameter value: one panel per swept key (values in ``order``),
     a dot per run, a bar at the mean of each value, the best run as a red star."""
-    import matplotlib
+    from rnaseq_saliency.plotting import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     keys = [key for key in order if key in summary.columns]
     if not keys:
         raise ValueError(f"none of the swept keys {list(order)} is a column of the summary")
@@ -635,8 +633,7 @@ def plot_validation_f1(
         fontsize=10,
     )
     figure.tight_layout()
-    with atomic_path(out_png) as tmp:
-        figure.savefig(tmp, format="png", dpi=150)
+    save_png(figure, out_png, dpi=150)
     plt.close(figure)
 
 
