@@ -142,7 +142,7 @@ class FakeModel:
             self.network.bias.copy_(torch.from_numpy(-0.5 * (centroids**2).sum(axis=1)))
         self.network.eval()
 
-    def scale(self, raw: np.ndarray) -> np.ndarray:
+    def scale(self, raw: np.ndarray, *, overwrite_input: bool = False) -> np.ndarray:
         return ((np.log1p(raw) - self.mean) / self.std).astype(np.float32)
 
     def predict_proba(self, raw: np.ndarray) -> np.ndarray:

@@ -134,6 +134,51 @@ def test_scaler_fit_reads_in_chunks_like_one_pass(monkeypatch: pytest.MonkeyPatc
     np.testing.assert_allclose(chunked.transform(raw), whole.transform(raw), rtol=1e-6)
 
 
+def test_fit_transform_gives_the_numbers_of_fit_then_transform(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(md, "_SCALING_ROWS_PER_CHUNK", 7)
+    rng = np.random.default_rng(3)
+    raw = rng.gamma(0.5, 20.0, size=(50, 9)).astype(np.float32)
+    kept = raw.copy()
+    separate = md.Scaler.fit(raw)
+    scaler, scaled = md.Scaler.fit_transform(raw)
+    np.testing.assert_array_equal(scaler.mean, separate.mean)
+    np.testing.assert_array_equal(scaler.std, separate.std)
+    np.testing.assert_array_equal(scaled, separate.transform(raw))
+    np.testing.assert_array_equal(raw, kept)  # not asked to overwrite: input untouched
+
+
+def test_scaling_in_place_overwrites_the_input_and_allocates_no_copy() -> None:
+    rng = np.random.default_rng(4)
+    raw = rng.gamma(0.5, 20.0, size=(40, 6)).astype(np.float32)
+    expected_scaler, expected = md.Scaler.fit_transform(raw.copy())
+    _, scaled = md.Scaler.fit_transform(raw, overwrite_input=True)
+    assert scaled is raw
+    np.testing.assert_array_equal(raw, expected)
+    new = rng.gamma(0.5, 20.0, size=(5, 6)).astype(np.float32)
+    copy = expected_scaler.transform(new)
+    assert expected_scaler.transform(new, overwrite_input=True) is new
+    np.testing.assert_array_equal(new, copy)
+
+
+def test_scaling_in_place_refuses_input_it_cannot_overwrite() -> None:
+    scaler = md.Scaler.fit(np.ones((4, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="writable float32 matrix, got float64"):
+        scaler.transform(np.ones((4, 3)), overwrite_input=True)
+    frozen = np.ones((4, 3), dtype=np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        md.Scaler.fit_transform(frozen, overwrite_input=True)
+
+
+def test_fit_transform_refuses_negative_expression_with_its_row() -> None:
+    raw = np.ones((10, 3), dtype=np.float32)
+    raw[8, 1] = -1.0
+    with pytest.raises(ValueError, match="row 8, gene column 1"):
+        md.Scaler.fit_transform(raw, overwrite_input=True)
+
+
 def test_constant_gene_is_divided_by_the_floor_not_by_zero() -> None:
     raw = np.ones((50, 3), dtype=np.float32)
     raw[:, 1] = np.arange(50)

@@ -237,6 +237,36 @@ def test_scaling_statistics_come_from_training_rows_only(tmp_path: Path) -> None
     assert not np.allclose(with_val.mean, expected.mean)
 
 
+def test_scaling_in_place_trains_the_same_model_and_only_then_overwrites_the_rows(
+    tmp_path: Path,
+) -> None:
+    results = {}
+    rows = {}
+    for in_place in (False, True):
+        rows[in_place] = _rows([60, 60, 60], seed=1)
+        results[in_place] = tr.train(
+            rows[in_place],
+            _rows([10, 10, 10], seed=2),
+            GENE_NAMES,
+            TISSUES,
+            MODEL,
+            {**TRAIN, "epochs": 2},
+            tmp_path / str(in_place) / "model",
+            tmp_path / str(in_place) / "tensorboard",
+            RUN_CONFIG,
+            threads=1,
+            progress=False,
+            scale_in_place=in_place,
+        )
+    raw = _rows([60, 60, 60], seed=1).matrix
+    np.testing.assert_array_equal(rows[False].matrix, raw)
+    np.testing.assert_array_equal(rows[True].matrix, results[True].model.scale(raw))
+    weights = [
+        (tmp_path / str(flag) / "model" / md.WEIGHTS_FILE).read_bytes() for flag in (False, True)
+    ]
+    assert weights[0] == weights[1]
+
+
 def test_dropout_is_on_while_training_and_off_while_evaluating(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

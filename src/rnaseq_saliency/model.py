@@ -171,6 +171,21 @@ def _check_expression(raw: np.ndarray, n_genes: int, what: str) -> np.ndarray:
     return matrix
 
 
+def _fit_input(raw: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(raw)
+    if matrix.ndim != 2 or matrix.shape[0] == 0:
+        raise ValueError(f"cannot fit input scaling on a matrix of shape {matrix.shape}")
+    return matrix
+
+
+def _check_writable_float32(matrix: np.ndarray, what: str) -> None:
+    if matrix.dtype != np.float32 or not matrix.flags.writeable:
+        raise ValueError(
+            f"{what}: scaling in place needs a writable float32 matrix, got {matrix.dtype}"
+            f"{'' if matrix.flags.writeable else ' (read-only)'}"
+        )
+
+
 def _check_values(block: np.ndarray, first_row: int, what: str) -> None:
     # log1p of a negative count or TPM is meaningless (NaN below -1), so refuse it here with a
     # row number rather than let NaN reach the network.
@@ -198,12 +213,12 @@ class Scaler:
     def fit(cls, raw: np.ndarray, std_floor: float = STD_FLOOR) -> Scaler:
         """Fit on raw training expression (n_rows, n_genes); reads it in row chunks.
 
-        Chunking keeps a GTEx-sized matrix (2.5 GB) from being copied whole; sums are float64
-        and the variance is taken about the mean (two passes) for accuracy.
+        Chunking keeps a GTEx-sized matrix (2.5 GB) from being copied whole: log1p is taken
+        again in the second pass instead of being kept. Sums are float64 and the variance is
+        taken about the mean (two passes) for accuracy. ``fit_transform`` does both steps with
+        one log1p pass when the scaled matrix is wanted too.
         """
-        matrix = np.asarray(raw)
-        if matrix.ndim != 2 or matrix.shape[0] == 0:
-            raise ValueError(f"cannot fit input scaling on a matrix of shape {matrix.shape}")
+        matrix = _fit_input(raw)
         n_rows, n_genes = matrix.shape
         total = np.zeros(n_genes, dtype=np.float64)
         for start in range(0, n_rows, _SCALING_ROWS_PER_CHUNK):
@@ -215,16 +230,62 @@ class Scaler:
         for start in range(0, n_rows, _SCALING_ROWS_PER_CHUNK):
             block = np.log1p(matrix[start : start + _SCALING_ROWS_PER_CHUNK].astype(np.float32))
             squares += np.square(block - mean).sum(axis=0)
-        std = np.sqrt(squares / n_rows)
+        return cls._from_moments(mean, squares / n_rows, std_floor)
+
+    @classmethod
+    def fit_transform(
+        cls, raw: np.ndarray, std_floor: float = STD_FLOOR, *, overwrite_input: bool = False
+    ) -> tuple[Scaler, np.ndarray]:
+        """``fit`` then ``transform``, the same numbers, with log1p taken once instead of 3 times.
+
+        log1p dominates scaling (a GTEx-sized training set: 2 of fit's 3 passes and most of
+        transform's). With ``overwrite_input`` the raw float32 matrix is scaled in place and
+        returned, so that training does not hold a second 2.5 GB matrix.
+        """
+        matrix = _fit_input(raw)
+        if overwrite_input:
+            _check_writable_float32(matrix, "training expression")
+            scaled = matrix
+        else:
+            scaled = np.empty(matrix.shape, dtype=np.float32)
+        n_rows, n_genes = matrix.shape
+        chunks = range(0, n_rows, _SCALING_ROWS_PER_CHUNK)
+        total = np.zeros(n_genes, dtype=np.float64)
+        for start in chunks:
+            block = matrix[start : start + _SCALING_ROWS_PER_CHUNK]
+            _check_values(block, start, "training expression")
+            logged = scaled[start : start + block.shape[0]]
+            np.log1p(block.astype(np.float32, copy=False), out=logged)
+            total += logged.sum(axis=0, dtype=np.float64)
+        mean = total / n_rows
+        squares = np.zeros(n_genes, dtype=np.float64)
+        for start in chunks:
+            squares += np.square(scaled[start : start + _SCALING_ROWS_PER_CHUNK] - mean).sum(axis=0)
+        scaler = cls._from_moments(mean, squares / n_rows, std_floor)
+        for start in chunks:
+            chunk = scaled[start : start + _SCALING_ROWS_PER_CHUNK]
+            chunk -= scaler.mean
+            chunk /= scaler.std
+        return scaler, scaled
+
+    @classmethod
+    def _from_moments(cls, mean: np.ndarray, variance: np.ndarray, std_floor: float) -> Scaler:
         return cls(
             mean=mean.astype(np.float32),
-            std=np.maximum(std, std_floor).astype(np.float32),
+            std=np.maximum(np.sqrt(variance), std_floor).astype(np.float32),
         )
 
-    def transform(self, raw: np.ndarray) -> np.ndarray:
-        """Scaled float32 copy of raw expression (n_rows, n_genes), computed in row chunks."""
+    def transform(self, raw: np.ndarray, *, overwrite_input: bool = False) -> np.ndarray:
+        """Scaled float32 raw expression (n_rows, n_genes), computed in row chunks.
+
+        A new array, or with ``overwrite_input`` the float32 input itself, scaled in place.
+        """
         matrix = _check_expression(raw, self.mean.shape[0], "expression to scale")
-        out = np.empty(matrix.shape, dtype=np.float32)
+        if overwrite_input:
+            _check_writable_float32(matrix, "expression to scale")
+            out = matrix
+        else:
+            out = np.empty(matrix.shape, dtype=np.float32)
         for start in range(0, matrix.shape[0], _SCALING_ROWS_PER_CHUNK):
             block = matrix[start : start + _SCALING_ROWS_PER_CHUNK]
             _check_values(block, start, "expression to scale")
@@ -256,9 +317,12 @@ class TrainedModel:
     def scaler(self) -> Scaler:
         return Scaler(self.mean, self.std)
 
-    def scale(self, raw: np.ndarray) -> np.ndarray:
-        """log1p then (x - mean) / std, float32, shape (n_samples, n_genes)."""
-        return self.scaler.transform(raw)
+    def scale(self, raw: np.ndarray, *, overwrite_input: bool = False) -> np.ndarray:
+        """log1p then (x - mean) / std, float32, shape (n_samples, n_genes).
+
+        ``overwrite_input`` scales a writable float32 ``raw`` in place (no copy).
+        """
+        return self.scaler.transform(raw, overwrite_input=overwrite_input)
 
     def logits(self, raw: np.ndarray, batch_size: int = _PREDICT_BATCH) -> np.ndarray:
         """Logits (n_samples, n_tissues) float32 for raw expression (n_samples, n_genes)."""

@@ -316,6 +316,7 @@ def train(
     run_config: dict[str, Any] | None = None,
     threads: int | None = None,
     progress: bool = True,
+    scale_in_place: bool = False,
 ) -> TrainResult:
     """Train a classifier on ``training_rows`` and keep the weights of the best epoch.
 
@@ -326,7 +327,9 @@ def train(
     ``threads`` sets torch's CPU threads for the run (the rule's threads).
 
     Memory: the scaled training matrix is a float32 copy beside the raw one (about 2.5 GB each
-    for a GTEx-sized set); on a GPU the scaled copy lives on the GPU instead.
+    for a GTEx-sized set), unless ``scale_in_place``, which overwrites ``training_rows.matrix``
+    with the scaled values (rule ``train`` does: it reads the rows for this call only). On a
+    GPU the scaled matrix is copied to the GPU.
     """
     settings = TrainSettings.from_config(dict(train_cfg))
     device = resolve_device(settings.device)
@@ -347,9 +350,11 @@ def train(
     if empty:
         raise ValueError(f"tissue(s) {empty} have no training rows; every class needs some")
 
-    scaler = Scaler.fit(training_rows.matrix)
+    scaler, scaled_train = Scaler.fit_transform(
+        training_rows.matrix, overwrite_input=scale_in_place
+    )
     # Data moves to the training device once; batches are then cut from it by indexing.
-    x_train = torch.from_numpy(scaler.transform(training_rows.matrix)).to(device)
+    x_train = torch.from_numpy(scaled_train).to(device)
     x_val = torch.from_numpy(scaler.transform(val_rows.matrix)).to(device)
     y_train, y_val = y_train.to(device), y_val.to(device)
     has_val = x_val.shape[0] > 0
@@ -638,4 +643,5 @@ def train_from_files(
         tensorboard_dir,
         run_config,
         threads=threads,
+        scale_in_place=True,  # the raw rows are not needed again: save a GTEx-sized copy
     )
