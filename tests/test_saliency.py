@@ -25,6 +25,7 @@ from rnaseq_saliency.saliency import (
     read_tissue_saliency,
     read_top_genes,
     run_top_genes,
+    run_top_genes_per_tissue,
     saliency,
     tissue_saliency,
     top_genes_table,
@@ -387,6 +388,27 @@ def test_top_genes_rule_outputs_read_back(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(read_mean_matrix(tmp_path / "m.parquet"), matrix)
     with pytest.raises(ValueError, match="expected 'lung'"):
         top_genes_table(files[:2], ["liver", "lung"][::-1], gene_ids, gene_ids)
+
+
+def test_top_genes_per_tissue_keeps_each_tissues_best_ranks_in_order(tmp_path: Path) -> None:
+    files, tissues, gene_ids = ranked_inputs(tmp_path)
+    genes = tmp_path / "selected_genes.tsv"
+    genes.write_text("gene_id\tgene_name\n" + "".join(f"{g}\tN{g}\n" for g in gene_ids))
+    full, _ = run_top_genes(files, tissues, genes, tmp_path / "t.tsv", tmp_path / "m.parquet")
+    short = run_top_genes_per_tissue(tmp_path / "t.tsv", 2, tmp_path / "short.tsv")
+    assert short["tissue"].tolist() == ["liver", "liver", "lung", "lung"]
+    assert short["rank"].tolist() == [1, 2, 1, 2]
+    for tissue in ("liver", "lung"):
+        expected = full.loc[full["tissue"] == tissue].head(2)
+        assert (
+            short.loc[short["tissue"] == tissue, "gene_id"].tolist() == expected["gene_id"].tolist()
+        )
+    pd.testing.assert_frame_equal(read_top_genes(tmp_path / "short.tsv"), short, check_dtype=False)
+    everything = run_top_genes_per_tissue(tmp_path / "t.tsv", 100, tmp_path / "all.tsv")
+    assert len(everything) == len(full)
+    with pytest.raises(ValueError, match=r"saliency\.top_n: expected >= 1"):
+        run_top_genes_per_tissue(tmp_path / "t.tsv", 0, tmp_path / "none.tsv")
+    assert not (tmp_path / "none.tsv").exists()
 
 
 def heatmap_inputs(n_genes: int = 30) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -169,7 +169,7 @@ def test_input_filter_change_starts_at_gene_selection(demo_run: Path) -> None:
 
 def test_top_n_change_redraws_only_the_heatmaps(demo_run: Path) -> None:
     rules = scheduled_rules(demo_run, "saliency.top_n", 5)
-    assert set(rules) == {"saliency_heatmap", "saliency_overview", "all"}
+    assert set(rules) == {"top_genes_per_tissue", "saliency_heatmap", "saliency_overview", "all"}
     assert rules["saliency_heatmap"] == len(SMALL_CONFIG["data"]["tissues"])
 
 
@@ -177,6 +177,9 @@ def test_report_is_built(demo_run: Path) -> None:
     snakemake(demo_run, "--report", str(demo_run / "report.html"))
     html = (demo_run / "report.html").read_text()
     assert "confusion_matrix.png" in html and "pca_augmentation.png" in html
+    # The report carries each tissue's top genes; the full ranking (70 MB at GTEx size) stays out.
+    assert "filename=top_genes_per_tissue.tsv;base64," in html
+    assert "filename=top_genes.tsv;" not in html
 
 
 def snakemake_popen(workdir: Path, *args: str) -> subprocess.Popen:

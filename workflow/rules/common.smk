@@ -131,6 +131,7 @@ def final_targets():
         "results/evaluation/summary.json",
         "results/evaluation/confusion_matrix.png",
         "results/saliency/top_genes.tsv",
+        "results/saliency/top_genes_per_tissue.tsv",
         *expand("results/saliency/heatmaps/{tissue}.png", tissue=TISSUES),
         "results/saliency/overview.png",
         "results/saliency/validation.tsv",

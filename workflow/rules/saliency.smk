@@ -30,11 +30,8 @@ rule top_genes:
         saliency=expand("results/saliency/{tissue}.parquet", tissue=TISSUES),
         genes="results/genes/selected_genes.tsv",
     output:
-        top_genes=report(
-            "results/saliency/top_genes.tsv",
-            caption="../report/top_genes.rst",
-            category="5. Saliency",
-        ),
+        # Every gene of every tissue: kept out of the report (about 70 MB at GTEx size).
+        top_genes="results/saliency/top_genes.tsv",
         mean_matrix="results/saliency/mean_saliency.parquet",
     log:
         "logs/top_genes.log",
@@ -48,9 +45,30 @@ rule top_genes:
         "../../scripts/top_genes.py"
 
 
+rule top_genes_per_tissue:
+    input:
+        "results/saliency/top_genes.tsv",
+    output:
+        report(
+            "results/saliency/top_genes_per_tissue.tsv",
+            caption="../report/top_genes.rst",
+            category="5. Saliency",
+        ),
+    log:
+        "logs/top_genes_per_tissue.log",
+    benchmark:
+        "benchmarks/top_genes_per_tissue.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        top_n=config["saliency"]["top_n"],
+    script:
+        "../../scripts/top_genes_per_tissue.py"
+
+
 rule saliency_heatmap:
     input:
-        top_genes="results/saliency/top_genes.tsv",
+        top_genes="results/saliency/top_genes_per_tissue.tsv",
         mean_matrix="results/saliency/mean_saliency.parquet",
     output:
         report(
@@ -75,7 +93,7 @@ rule saliency_heatmap:
 
 rule saliency_overview:
     input:
-        top_genes="results/saliency/top_genes.tsv",
+        top_genes="results/saliency/top_genes_per_tissue.tsv",
         mean_matrix="results/saliency/mean_saliency.parquet",
     output:
         report(
