@@ -11,24 +11,19 @@ import gzip
 import hashlib
 import http.server
 import logging
-import os
 import random
 import re
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from snakemake_cli import run_snakemake
 
 from rnaseq_saliency import gtex
 from rnaseq_saliency.download import DownloadError, download
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 GZ_PATH = "/files/gene_tpm_test.gct.gz"
 TXT_PATH = "/files/attributes.txt"
@@ -533,25 +528,7 @@ def test_download_rule_fetches_gtex_files(
         "  download: {retries: 2, backoff_seconds: 0.01, timeout_seconds: 10}\n"
     )
     targets = [f"resources/gtex/{release}/{name}" for name in names.values()]
-    result = subprocess.run(
-        [
-            str(SNAKEMAKE),
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(config),
-            "--cores",
-            "2",
-            *targets,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr[-6000:]
+    run_snakemake(workdir, *targets, configfile=config, timeout=300)
     for key, name in names.items():
         path = workdir / "resources/gtex" / release / name
         assert path.read_bytes() == contents[key], name

@@ -14,7 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
+from snakemake_cli import run_snakemake
 
 from rnaseq_saliency import demo, gtex
 from rnaseq_saliency.gct import read_gct
@@ -248,3 +251,61 @@ def test_write_gtf_writes_each_genes_type(tmp_path: Path) -> None:
     ]
     assert set(read_gtf_genes(tmp_path / "plain.gtf")["gene_type"]) == {"protein_coding"}
     assert 'transcript_type "lincRNA"' in (tmp_path / "typed.gtf").read_text()
+
+
+# ------------------------------------------------------------------ a small dress rehearsal
+
+REHEARSAL_TISSUES = ["kidney_medulla", "bladder", "uterus"]  # 4, 21 and 142 v8 samples
+
+
+@pytest.mark.workflow
+def test_workflow_runs_on_the_bench_dataset_and_benchmarks_every_job(bench, tmp_path: Path) -> None:
+    """Issue 8's rehearsal in small: the bench's files through ``data.source: local``, with
+    every job leaving a benchmark file that bench/collect_benchmarks.py reads."""
+    data = tmp_path / "gtex_scale"
+    summary = bench.write_gtex_scale(
+        data, tissues=REHEARSAL_TISSUES, block_genes=128, processes=1, **SIZES
+    )
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    config = {
+        "data": {"source": "local", "local_dir": str(data), "tissues": REHEARSAL_TISSUES},
+        "augment": {"min_samples": 30},
+        "model": {"hidden": [32, 16, 8]},
+        "train": {"epochs": 2, "batch_size": 32},
+        "saliency": {"top_n": 5, "validation_top_k": 5},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    result = run_snakemake(workdir, "--benchmark-extended")
+
+    samples = pd.read_csv(workdir / "results/split/samples.tsv", sep="\t")
+    assert len(samples) == sum(row["n_samples"] for row in summary["tissues"]) == 167
+    genes = pd.read_csv(workdir / "results/genes/selected_genes.tsv", sep="\t")
+    assert len(genes) == SIZES["n_coding"]  # the synthetic non-coding genes are filtered out
+
+    steps = re.search(r"(\d+) of \1 steps \(100%\) done", result.stdout + result.stderr)
+    assert steps, "no completion line in Snakemake's output"
+    sys.path.insert(0, str(BENCH))
+    try:
+        import collect_benchmarks
+    finally:
+        sys.path.remove(str(BENCH))
+    jobs = collect_benchmarks.collect(workdir / "benchmarks")
+    assert len(jobs) == int(steps.group(1)) - 1  # every job but the target rule `all`
+    per_rule = {row.rule: row.jobs for row in collect_benchmarks.summarise(jobs)}
+    for rule in ("ingest", "augment", "saliency", "saliency_heatmap"):
+        assert per_rule[rule] == len(REHEARSAL_TISSUES), rule
+    for rule in ("select_genes", "split", "train", "evaluate", "top_genes_per_tissue"):
+        assert per_rule[rule] == 1, rule
+    assert all(job.wall_s > 0 for job in jobs)
+
+
+def test_every_rule_carries_a_benchmark_directive() -> None:
+    rules_dir = BENCH.parent / "workflow/rules"
+    missing = []
+    for smk in sorted(rules_dir.glob("*.smk")):
+        blocks = re.split(r"^\s*rule (\w+):\n", smk.read_text(), flags=re.MULTILINE)
+        for name, body in zip(blocks[1::2], blocks[2::2], strict=True):
+            if "benchmark:" not in body:
+                missing.append(f"{smk.name}: {name}")
+    assert not missing, missing

@@ -23,7 +23,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -36,9 +35,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from snakemake_cli import run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 # Small, but trained enough (lr, epochs) that most held-out samples are called right, so the
 # per-tissue heatmaps show saliency rather than the "nothing to show" placeholder.
@@ -260,34 +259,6 @@ class Visit:
     heatmap: Shown | None = None
     page_requests: list[dict[str, Any]] = field(default_factory=list)
     net_log: dict[str, Any] = field(default_factory=dict)
-
-
-def run_snakemake(workdir: Path, *args: str) -> None:
-    command = [
-        str(SNAKEMAKE),
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        ["timeout", "-k", "10", "1500", *command],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    if result.returncode != 0:
-        raise AssertionError(
-            f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
-            f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
-        )
 
 
 def read_png(data: bytes) -> np.ndarray:

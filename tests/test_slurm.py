@@ -22,7 +22,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from snakemake_cli import SNAKEMAKE_ENV, snakemake_command
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 START = REPO / "tools/slurm/start.sh"
 STOP = REPO / "tools/slurm/stop.sh"
 PROFILE = REPO / "profiles/slurm"
@@ -117,19 +116,6 @@ def cluster() -> Iterator[Cluster]:
             subprocess.run(["timeout", "-k", "10", "120", "bash", str(STOP), str(STATE)])
 
 
-def snakemake_command(workdir: Path, *args: str) -> list[str]:
-    return [
-        str(SNAKEMAKE),
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        *args,
-    ]
-
-
 def profile_value(value: Any) -> str:
     """A profile value as Snakemake's command line takes it (as its profile reader writes it)."""
     if isinstance(value, str):
@@ -193,20 +179,20 @@ class Runs:
 def runs(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     """The same configuration run locally and on the cluster, with the same thread counts."""
     cores = min(cluster.cpus, 2)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = SNAKEMAKE_ENV
     local = tmp_path_factory.mktemp("local_run")
     on_cluster = tmp_path_factory.mktemp("slurm_run")
     for workdir in (local, on_cluster):
         (workdir / "config.yaml").write_text(yaml.safe_dump(SLURM_CONFIG))
 
-    command = snakemake_command(local, "--cores", str(cores))
+    command = snakemake_command(local, cores=cores)
     result = subprocess.run(
         ["timeout", "-k", "10", "1500", *command], capture_output=True, text=True, env=env, cwd=REPO
     )
     if result.returncode != 0:
         pytest.fail(f"local run failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
 
-    command = snakemake_command(on_cluster, *cluster_overrides(cluster, cores))
+    command = snakemake_command(on_cluster, *cluster_overrides(cluster, cores), cores=None)
     result = subprocess.run(
         ["timeout", "-k", "10", str(CLUSTER_RUN_TIMEOUT), *command],
         capture_output=True,
@@ -222,7 +208,7 @@ def runs(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Runs:
         if run_id:
             subprocess.run(["scancel", "--name", run_id], capture_output=True, timeout=30)
         subprocess.run(
-            snakemake_command(on_cluster, "--unlock", "--workflow-profile", "none"),
+            snakemake_command(on_cluster, "--unlock", "--workflow-profile", "none", cores=None),
             capture_output=True,
             timeout=300,
             cwd=REPO,

@@ -6,10 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 from snakemake.utils import Paramspace
+from snakemake_cli import run_snakemake
 
 from rnaseq_saliency import sweep as sw
 from rnaseq_saliency.config import validate_config
@@ -25,7 +23,6 @@ from rnaseq_saliency.expression import ExpressionTable, write_expression
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 
 def base_config(**sweep: Any) -> dict[str, Any]:
@@ -439,23 +436,7 @@ SWEEP_OUTPUTS = list(sw.SWEEP_TARGETS)
 
 def snakemake(workdir: Path, config: dict, *args: str) -> str:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [
-        str(SNAKEMAKE),
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
-    if result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
-    return result.stdout
+    return run_snakemake(workdir, *args).stdout
 
 
 def scheduled(workdir: Path, config: dict, *targets: str) -> dict[str, int]:

@@ -9,16 +9,14 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+from snakemake_cli import SNAKEMAKE_ENV, snakemake_command
+from snakemake_cli import run_snakemake as snakemake
 
 SMALL_CONFIG = {
     "data": {
@@ -42,37 +40,6 @@ SMALL_CONFIG = {
 }
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake_command(workdir: Path, *args: str, configfile: str = "config.yaml") -> list[str]:
-    return [
-        str(SNAKEMAKE),
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / configfile),
-        "--cores",
-        "2",
-        *args,
-    ]
-
-
-# One thread per BLAS pool, so that runs with the same --cores compute the same numbers.
-SNAKEMAKE_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def snakemake(
-    workdir: Path, *args: str, configfile: str = "config.yaml", check: bool = True
-) -> subprocess.CompletedProcess:
-    command = snakemake_command(workdir, *args, configfile=configfile)
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=SNAKEMAKE_ENV, timeout=1200
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
-    return result
 
 
 def with_override(config: dict, dotted_key: str, value: object) -> dict:
