@@ -1,7 +1,8 @@
 """Saliency figures: one tissue's top genes across all tissues, and an overview of every tissue.
 
-Both read the ``top_genes`` rule's outputs (``top_genes.tsv`` and the genes x tissues mean
-matrix). Cells are drawn with ``imshow``, so cell (row i, column j) is centred on (j, i) and the
+Both read a ranked top-genes table (in the workflow ``top_genes_per_tissue.tsv``, each tissue's
+``saliency.top_n`` rows; the full ``top_genes.tsv`` works too) and the genes x tissues mean
+matrix. Cells are drawn with ``imshow``, so cell (row i, column j) is centred on (j, i) and the
 outline of a column is a Rectangle from x = j - 0.5 spanning every row; the functions return it
 so that tests can check it sits on the right column.
 """
