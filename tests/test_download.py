@@ -514,8 +514,10 @@ def test_download_rule_fetches_gtex_files(
         "gtf": b'chr1\tHAVANA\tgene\t11869\t14403\t.\t+\t.\tgene_id "ENSG00000223972.5";\n',
     }
     server.files = {url.removeprefix(server.base_url): contents[key] for key, url in urls.items()}
-    # One drop, so that the rule goes through a resume too.
+    # One drop, so that the rule goes through a resume too. The three jobs race for the first
+    # request, so the cut must fall inside the smallest file (the 71-byte GTF) as well.
     server.faults.drop_requests = 1
+    server.faults.drop_after = 16
 
     workdir = tmp_path / "run"
     workdir.mkdir()
