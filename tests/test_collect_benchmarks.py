@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
 EXTENDED = "\tjobid\trule_name\twildcards\tparams\tthreads\tcpu_usage\tresources\tinput_size_mb"
 
 
 @pytest.fixture(scope="module")
-def collector() -> Iterator[object]:
-    sys.path.insert(0, str(BENCH))
-    try:
-        import collect_benchmarks
+def collector(bench_importable: Path) -> object:
+    import collect_benchmarks
 
-        yield collect_benchmarks
-    finally:
-        sys.path.remove(str(BENCH))
+    return collect_benchmarks
 
 
 def bench_file(

@@ -9,8 +9,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,22 +23,17 @@ from rnaseq_saliency.genes import read_gtf_genes, select_genes
 from rnaseq_saliency.ingest import read_sample_attributes
 from rnaseq_saliency.tissues import tissue_table
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+REPO = Path(__file__).resolve().parents[1]
 TISSUES = ["kidney_medulla", "bladder"]  # 4 and 21 v8 samples
 SIZES = {"n_coding": 300, "n_noncoding": 200, "n_profiled": 100}
 SYNTHETIC = re.compile(r"^ENSG9\d{10}\.1$")
 
 
 @pytest.fixture(scope="module")
-def bench() -> Iterator[object]:
-    # On sys.path, not loaded from its file: the spawned pool workers import it by name.
-    sys.path.insert(0, str(BENCH))
-    try:
-        import make_gtex_scale
+def bench(bench_importable: Path) -> object:
+    import make_gtex_scale
 
-        yield make_gtex_scale
-    finally:
-        sys.path.remove(str(BENCH))
+    return make_gtex_scale
 
 
 @pytest.fixture(scope="module")
@@ -285,11 +278,8 @@ def test_workflow_runs_on_the_bench_dataset_and_benchmarks_every_job(bench, tmp_
 
     steps = re.search(r"(\d+) of \1 steps \(100%\) done", result.stdout + result.stderr)
     assert steps, "no completion line in Snakemake's output"
-    sys.path.insert(0, str(BENCH))
-    try:
-        import collect_benchmarks
-    finally:
-        sys.path.remove(str(BENCH))
+    import collect_benchmarks  # bench/ is on sys.path while the `bench` fixture lives
+
     jobs = collect_benchmarks.collect(workdir / "benchmarks")
     assert len(jobs) == int(steps.group(1)) - 1  # every job but the target rule `all`
     per_rule = {row.rule: row.jobs for row in collect_benchmarks.summarise(jobs)}
@@ -301,7 +291,7 @@ def test_workflow_runs_on_the_bench_dataset_and_benchmarks_every_job(bench, tmp_
 
 
 def test_every_rule_carries_a_benchmark_directive() -> None:
-    rules_dir = BENCH.parent / "workflow/rules"
+    rules_dir = REPO / "workflow/rules"
     missing = []
     for smk in sorted(rules_dir.glob("*.smk")):
         blocks = re.split(r"^\s*rule (\w+):\n", smk.read_text(), flags=re.MULTILINE)
