@@ -1,12 +1,26 @@
-"""Streaming reader for GCT 1.2 expression matrices, as GTEx publishes them.
+"""Streaming reader for GCT 1.2 and 1.3 expression matrices, as GTEx publishes them.
 
-Layout (https://software.broadinstitute.org/cancer/software/gsea/wiki/index.php/Data_formats)::
+Layouts (https://software.broadinstitute.org/cancer/software/gsea/wiki/index.php/Data_formats,
+and real GTEx v8 files)::
 
-    #1.2
-    <n_genes>\\t<n_samples>
-    id\\tName\\tDescription\\t<sample id>...     (GTEx per-tissue files)
-    Name\\tDescription\\t<sample id>...         (whole-matrix files: no ``id`` column)
-    0\\tENSG00000223972.5\\tDDX11L1\\t0\\t0.1...   one line per gene
+    #1.3                                        GTEx per-tissue files (v8, v10)
+    56200\t<samples + 2>\t0\t0                   rows, columns, row-metadata columns,
+                                                column-metadata rows
+    id\tName\tDescription\t<sample id>...
+    0\tENSG00000223972.5\tDDX11L1\t0.0673...     ``id`` counts from 0
+
+    #1.2                                        whole-matrix files (``..._gene_tpm.gct.gz``)
+    56200\t17382
+    Name\tDescription\t<sample id>...
+    ENSG00000223972.5\tDDX11L1\t0.0673...
+
+GCT 1.3's column count is the number of sample columns in the format's definition, while real
+GTEx per-tissue files count every named column except ``id`` (4 samples + Name + Description =
+6); both are accepted, nothing else. The third field counts the row-metadata columns after
+``id``; GTEx writes 0 and does not count Name and Description, the definition counts them. Any
+further row-metadata columns after Name and Description are skipped (``GctHeader.skipped``
+names them); the ``#1.3`` column-metadata rows that follow the header are read past, and are
+not genes. Either version may or may not have the leading ``id`` column.
 
 A GTEx v8 per-tissue file holds 56,200 genes; the largest (muscle, 803 samples) is about 230 MB
 of text, which we never hold. Three stages hand over at most a few MB at a time:
@@ -39,14 +53,14 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-GCT_VERSION = "#1.2"
+GCT_VERSIONS = ("#1.2", "#1.3")
 _GZIP_MAGIC = b"\x1f\x8b"
 _READ_BYTES = 256 << 10  # compressed bytes per read (inflate to about 1 MiB)
 _CHUNK_BYTES = 1 << 20  # at most this many decompressed bytes per chunk
@@ -182,37 +196,65 @@ def _next_line(lines: Iterator[tuple[int, bytes, int, int]], path: Path, what: s
     return buf[start:end]
 
 
-def _parse_dims(line: bytes, path: Path) -> tuple[int, int]:
+@dataclass(frozen=True)
+class GctHeader:
+    """What a GCT file's first lines declare, and where its data rows start."""
+
+    version: str  # "#1.2" or "#1.3"
+    n_rows: int  # gene rows declared by the dims line
+    sample_ids: list[str]
+    n_fixed: int  # annotation columns before the samples (id, Name, Description, others)
+    name_column: int  # index of ``Name`` among them (0, or 1 after ``id``)
+    skipped: list[str]  # row-metadata columns after Name and Description, not read
+    n_column_metadata: int  # GCT 1.3 column-metadata rows between the header and the genes
+
+
+def _parse_dims(line: bytes, path: Path, version: str) -> list[int]:
     # Some GCT writers pad the first two lines with tabs; tolerate that, nothing else.
     fields = [f for f in line.split(b"\t") if f.strip()]
+    expected = 2 if version == "#1.2" else 4
     try:
-        n_rows, n_cols = (int(f) for f in fields)
+        dims = [int(f) for f in fields]
     except ValueError:
-        n_rows = n_cols = -1
-    if n_rows < 0 or n_cols < 0:
-        raise GctFormatError(
-            f"{path}:2: expected the GCT dims line '<n_genes><TAB><n_samples>', found {line!r}"
+        dims = []
+    if len(dims) != expected or min(dims) < 0:
+        shape = (
+            "'<n_genes><TAB><n_samples>'"
+            if version == "#1.2"
+            else "'<n_genes><TAB><n_columns><TAB><n_row_metadata><TAB><n_column_metadata>'"
         )
-    return n_rows, n_cols
+        raise GctFormatError(
+            f"{path}:2: expected the GCT {version[1:]} dims line {shape}, found {line!r}"
+        )
+    return dims
 
 
-def _parse_header(line: bytes, path: Path, n_cols: int) -> tuple[int, list[str]]:
-    """The number of leading annotation columns (3 with GTEx's ``id``, else 2) and sample ids."""
+def _parse_header(line: bytes, path: Path, version: str, dims: list[int]) -> GctHeader:
+    """Check the header line against the dims line (module docstring: both conventions)."""
     fields = line.decode("utf-8", errors="replace").split("\t")
-    if fields[:3] == ["id", "Name", "Description"]:
-        n_fixed = 3
-    elif fields[:2] == ["Name", "Description"]:
-        n_fixed = 2
-    else:
+    name_column = 1 if fields[:1] == ["id"] else 0
+    if fields[name_column : name_column + 2] != ["Name", "Description"]:
         raise GctFormatError(
             f"{path}:3: expected the header to start with 'Name<TAB>Description' (or "
             f"'id<TAB>Name<TAB>Description' in GTEx per-tissue files), found {fields[:3]}"
         )
+    n_rows, n_cols = dims[0], dims[1]
+    n_row_metadata = dims[2] if version == "#1.3" else 0
+    if n_row_metadata == 1:
+        raise GctFormatError(
+            f"{path}:2: the dims line declares 1 row-metadata column, but the header names "
+            "two (Name and Description); expected 0 (as GTEx writes) or at least 2"
+        )
+    n_fixed = name_column + max(n_row_metadata, 2)
     sample_ids = fields[n_fixed:]
-    if len(sample_ids) != n_cols:
+    named = n_fixed - name_column  # every named column except ``id``
+    if n_cols not in (len(sample_ids), len(sample_ids) + named) or (
+        version == "#1.2" and n_cols != len(sample_ids)
+    ):
+        also = f" (or {len(sample_ids) + named} counting {named} named columns)"
         raise GctFormatError(
             f"{path}:3: the header has {len(sample_ids)} sample columns but the dims line "
-            f"(line 2) declares {n_cols}"
+            f"(line 2) declares {n_cols}" + (also if version == "#1.3" else "")
         )
     if not sample_ids:
         raise GctFormatError(f"{path}:3: the header names no samples")
@@ -221,7 +263,54 @@ def _parse_header(line: bytes, path: Path, n_cols: int) -> tuple[int, list[str]]
     repeated = sorted(s for s, count in Counter(sample_ids).items() if count > 1)
     if repeated:
         raise GctFormatError(f"{path}:3: duplicate sample id(s): {', '.join(repeated)}")
-    return n_fixed, sample_ids
+    return GctHeader(
+        version=version,
+        n_rows=n_rows,
+        sample_ids=sample_ids,
+        n_fixed=n_fixed,
+        name_column=name_column,
+        skipped=fields[name_column + 2 : n_fixed],
+        n_column_metadata=dims[3] if version == "#1.3" else 0,
+    )
+
+
+def _read_header(lines: Iterator[tuple[int, bytes, int, int]], path: Path) -> GctHeader:
+    """Read the version, dims and header lines and any column-metadata rows after them."""
+    version_line = _next_line(lines, path, "version line").rstrip(b"\t ")
+    version = next((v for v in GCT_VERSIONS if version_line == v.encode()), None)
+    if version is None:
+        raise GctFormatError(
+            f"{path}:1: expected the GCT version line '#1.2' or '#1.3', found {version_line[:40]!r}"
+        )
+    dims = _parse_dims(_next_line(lines, path, "dims line (line 2)"), path, version)
+    header = _parse_header(_next_line(lines, path, "header (line 3)"), path, version, dims)
+    n_fields = header.n_fixed + len(header.sample_ids)
+    for row in range(header.n_column_metadata):
+        try:
+            line_no, buf, start, end = next(lines)
+        except StopIteration:
+            raise GctFormatError(
+                f"{path}: file ends before its {header.n_column_metadata} column-metadata "
+                f"rows (the dims line's fourth field); found {row}"
+            ) from None
+        found = buf.count(b"\t", start, end) + 1
+        if found != n_fields:
+            raise GctFormatError(
+                f"{path}:{line_no}: column-metadata row {row + 1} of "
+                f"{header.n_column_metadata} has {found} fields, but the header (line 3) "
+                f"has {n_fields}"
+            )
+    return header
+
+
+def read_gct_header(path: str | os.PathLike[str]) -> GctHeader:
+    """The declared layout and sample ids of a GCT file, without reading its genes."""
+    path = Path(path)
+    lines = _numbered_lines(path, background=False)
+    try:
+        return _read_header(lines, path)
+    finally:
+        lines.close()
 
 
 class _Block:
@@ -254,12 +343,17 @@ class _Target:
     """Where parsed blocks go, and what error messages need to name."""
 
     path: Path
-    sample_ids: list[str]
-    matrix: np.ndarray  # (n_samples, n_genes) float32
+    sample_ids: list[str]  # every sample column of the file
+    matrix: np.ndarray  # (n_kept_samples, n_genes) float32
+    kept: np.ndarray | None = None  # file columns of the matrix rows; None: every sample
+    out_ids: list[str] = field(default_factory=list)  # Name of each matrix column
+    out_names: list[str] = field(default_factory=list)  # Description of each matrix column
 
     def store(self, block: _Block) -> None:
         """Parse ``block`` and write it into its matrix columns (on a worker, if any)."""
         values = self.parse(block)
+        if self.kept is not None:
+            values = values[:, self.kept]
         columns = block.columns
         if columns == list(range(columns[0], columns[0] + len(columns))):
             self.matrix[:, columns[0] : columns[0] + len(columns)] = values.T  # file order
@@ -344,9 +438,12 @@ class _InlineExecutor:
 
 
 def read_gct(
-    path: str | os.PathLike[str], gene_ids: Sequence[str] | None = None, threads: int = 1
+    path: str | os.PathLike[str],
+    gene_ids: Sequence[str] | None = None,
+    threads: int = 1,
+    sample_ids: Sequence[str] | None = None,
 ) -> GctMatrix:
-    """Read a GCT 1.2 file (gzip or plain text) into a samples x genes float32 matrix.
+    """Read a GCT 1.2 or 1.3 file (gzip or plain text) into a samples x genes float32 matrix.
 
     Args:
         path: a ``.gct`` or ``.gct.gz`` file, with or without GTEx's leading ``id`` column.
@@ -354,6 +451,9 @@ def read_gct(
             matrix columns; ``None`` reads every gene in file order.
         threads: 1 reads on the calling thread alone; more inflate on a thread of their own
             and parse on ``threads - 1`` workers (faster on idle cores, a little more CPU).
+        sample_ids: the samples to keep, in the order wanted as matrix rows; ``None`` keeps
+            every sample in file order. The matrix holds only these (a whole-matrix file's
+            selected tissues), though every value of a read gene is still parsed and checked.
 
     Values are parsed as float32, correctly rounded from their decimal text. Only the lines
     of the genes asked for are parsed and checked; the others are skipped unread.
@@ -362,49 +462,91 @@ def read_gct(
         GctFormatError: naming the file and line, for a wrong version line, a dims line that
             does not match the rows or columns, a header without ``Name``/``Description``,
             a value that is not a number, negative, NaN or infinite, duplicate sample or gene
-            ids, a requested gene that is not in the file, or truncated or corrupt gzip data.
-        ValueError: when ``gene_ids`` repeats an id.
+            ids, a requested gene or sample that is not in the file, a short column-metadata
+            block, or truncated or corrupt gzip data.
+        ValueError: when ``gene_ids`` or ``sample_ids`` repeats an id.
     """
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     path = Path(path)
     lines = _numbered_lines(path, background=threads > 1)
     try:
-        return _read(lines, path, gene_ids, threads - 1)
+        header = _read_header(lines, path)
+        target = _make_target(path, header, gene_ids, sample_ids)
+        wanted = _positions(gene_ids, "gene") if gene_ids is not None else None
+        found = _read_rows(lines, path, header, wanted, target, threads - 1)
     finally:
         lines.close()
+    if not found.all():
+        assert gene_ids is not None  # with gene_ids=None every row is found
+        missing = [gene_ids[i] for i in np.flatnonzero(~found)]
+        shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
+        raise GctFormatError(
+            f"{path}: {len(missing)} requested gene id(s) are not in the file (is it from "
+            f"another GENCODE release than the gene list?): {shown}"
+        )
+    return GctMatrix(
+        sample_ids=header.sample_ids if sample_ids is None else list(sample_ids),
+        gene_ids=target.out_ids,
+        gene_names=target.out_names,
+        matrix=target.matrix,
+    )
 
 
-def _read(
+def _positions(ids: Sequence[str], what: str) -> dict[bytes, int]:
+    """Each requested id's output position; a repeated id is the caller's error."""
+    positions: dict[bytes, int] = {}
+    for position, item in enumerate(ids):
+        if positions.setdefault(item.encode(), position) != position:
+            raise ValueError(f"{what} id {item!r} is requested twice")
+    return positions
+
+
+def _make_target(
+    path: Path,
+    header: GctHeader,
+    gene_ids: Sequence[str] | None,
+    sample_ids: Sequence[str] | None,
+) -> _Target:
+    kept = None
+    n_samples = len(header.sample_ids)
+    if sample_ids is not None:
+        _positions(sample_ids, "sample")
+        column = {sample: i for i, sample in enumerate(header.sample_ids)}
+        absent = [s for s in sample_ids if s not in column]
+        if absent:
+            raise GctFormatError(
+                f"{path}:3: {len(absent)} requested sample id(s) are not in the header: "
+                + ", ".join(absent[:10])
+                + (", ..." if len(absent) > 10 else "")
+            )
+        kept = np.array([column[s] for s in sample_ids], dtype=np.intp)
+        n_samples = kept.size
+    n_out = header.n_rows if gene_ids is None else len(gene_ids)
+    return _Target(
+        path,
+        header.sample_ids,
+        np.empty((n_samples, n_out), dtype=np.float32),
+        kept,
+        out_ids=[""] * n_out,
+        out_names=[""] * n_out,
+    )
+
+
+def _read_rows(
     lines: Iterator[tuple[int, bytes, int, int]],
     path: Path,
-    gene_ids: Sequence[str] | None,
+    header: GctHeader,
+    wanted: dict[bytes, int] | None,
+    target: _Target,
     workers: int,
-) -> GctMatrix:
-    version = _next_line(lines, path, "version line")
-    if version.rstrip(b"\t ") != GCT_VERSION.encode():
-        raise GctFormatError(
-            f"{path}:1: expected the GCT version line {GCT_VERSION!r}, found {version[:40]!r}"
-        )
-    n_rows, n_cols = _parse_dims(_next_line(lines, path, "dims line (line 2)"), path)
-    n_fixed, sample_ids = _parse_header(_next_line(lines, path, "header (line 3)"), path, n_cols)
-
-    wanted: dict[bytes, int] | None = None
-    if gene_ids is not None:
-        wanted = {}
-        for column, gene_id in enumerate(gene_ids):
-            if wanted.setdefault(gene_id.encode(), column) != column:
-                raise ValueError(f"gene id {gene_id!r} is requested twice")
-    n_out = n_rows if wanted is None else len(wanted)
-    target = _Target(path, sample_ids, np.empty((n_cols, n_out), dtype=np.float32))
-    out_ids: list[str] = [""] * n_out
-    out_names: list[str] = [""] * n_out
-    found = np.zeros(n_out, dtype=bool)
+) -> np.ndarray:
+    """Read the gene rows into ``target``; return which output columns were found."""
+    found = np.zeros(target.matrix.shape[1], dtype=bool)
     first_seen: dict[bytes, int] = {}
     n_data = 0
     block = _Block()
     pending: deque[Future[None]] = deque()
-
     # With workers, blocks are parsed while this thread finds the next lines; at most one
     # block per worker waits, which bounds the memory in flight.
     pool: ThreadPoolExecutor | _InlineExecutor = (
@@ -418,24 +560,15 @@ def _read(
                 if start == end:
                     continue  # a stray blank line (often the last) carries no gene
                 n_data += 1
-                if n_data > n_rows:
+                if n_data > header.n_rows:
                     raise GctFormatError(
-                        f"{path}:{line_no}: more gene rows than the {n_rows} that the dims "
-                        "line (line 2) declares"
+                        f"{path}:{line_no}: more gene rows than the {header.n_rows} that the "
+                        "dims line (line 2) declares"
                     )
-                # The first n_fixed fields are annotations, of which we need Name and
-                # Description; then come the values.
-                try:
-                    name_start = buf.index(b"\t", start, end) + 1 if n_fixed == 3 else start
-                    name_end = buf.index(b"\t", name_start, end)
-                    values_start = buf.index(b"\t", name_end + 1, end) + 1
-                except ValueError:
-                    raise GctFormatError(
-                        f"{path}:{line_no}: fewer fields than the header (line 3)"
-                    ) from None
+                name_start, name_end, description_end, values_start = _annotation_bounds(
+                    buf, start, end, header, path, line_no
+                )
                 gene_id = buf[name_start:name_end]
-                if not gene_id:
-                    raise GctFormatError(f"{path}:{line_no}: empty gene id (Name column)")
                 first = first_seen.setdefault(gene_id, line_no)
                 if first != line_no:
                     raise GctFormatError(
@@ -446,8 +579,8 @@ def _read(
                 if column < 0:
                     continue
                 found[column] = True
-                out_ids[column] = gene_id.decode()
-                out_names[column] = buf[name_end + 1 : values_start - 1].decode()
+                target.out_ids[column] = gene_id.decode()
+                target.out_names[column] = buf[name_end + 1 : description_end].decode()
                 block.add(buf, values_start, end, line_no, gene_id, column)
                 if len(block.text) >= _BLOCK_BYTES:
                     pending.append(pool.submit(target.store, block))
@@ -466,19 +599,31 @@ def _read(
             if block.line_nos:
                 target.parse(block)
             raise
+    if n_data != header.n_rows:
+        raise GctFormatError(
+            f"{path}:2: the dims line declares {header.n_rows} gene rows but the file has {n_data}"
+        )
+    return found
 
-    if n_data != n_rows:
-        raise GctFormatError(
-            f"{path}:2: the dims line declares {n_rows} gene rows but the file has {n_data}"
-        )
-    if not found.all():
-        assert gene_ids is not None  # with gene_ids=None every row is found
-        missing = [gene_ids[i] for i in np.flatnonzero(~found)]
-        shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
-        raise GctFormatError(
-            f"{path}: {len(missing)} requested gene id(s) are not in the file (is it from "
-            f"another GENCODE release than the gene list?): {shown}"
-        )
-    return GctMatrix(
-        sample_ids=sample_ids, gene_ids=out_ids, gene_names=out_names, matrix=target.matrix
-    )
+
+def _annotation_bounds(
+    buf: bytes, start: int, end: int, header: GctHeader, path: Path, line_no: int
+) -> tuple[int, int, int, int]:
+    """Where a data line's Name starts and ends, where Description ends and values start.
+
+    The annotation fields are found by their tabs; skipped row-metadata columns are not read.
+    """
+    try:
+        name_start = start
+        for _ in range(header.name_column):
+            name_start = buf.index(b"\t", name_start, end) + 1
+        name_end = buf.index(b"\t", name_start, end)
+        description_end = buf.index(b"\t", name_end + 1, end)
+        values_start = description_end + 1
+        for _ in range(header.n_fixed - header.name_column - 2):
+            values_start = buf.index(b"\t", values_start, end) + 1
+    except ValueError:
+        raise GctFormatError(f"{path}:{line_no}: fewer fields than the header (line 3)") from None
+    if name_start == name_end:
+        raise GctFormatError(f"{path}:{line_no}: empty gene id (Name column)")
+    return name_start, name_end, description_end, values_start

@@ -6,8 +6,9 @@ model (``rnaseq_saliency.model.load_model``) and never retrains.
 Input (``read_input_matrix``), TPM or read counts as the model was trained (model.json's
 ``config.data.measure``), not log-transformed:
 
-- a GCT 1.2 file (plain or gzip), GTEx per-tissue layout (``id Name Description samples...``)
-  or whole-matrix layout (``Name Description samples...``), read by ``rnaseq_saliency.gct``;
+- a GCT 1.2 or 1.3 file (plain or gzip): GTEx per-tissue layout (``#1.3``,
+  ``id Name Description samples...``) or whole-matrix layout (``#1.2``,
+  ``Name Description samples...``), read by ``rnaseq_saliency.gct``;
 - a TSV or CSV matrix (plain or gzip; the separator is a tab when the header line holds one,
   else a comma) with genes in rows and samples in columns. The first column holds the Ensembl
   gene ids (whatever its header), or the ``Name`` column when the header starts with GTEx's
@@ -185,7 +186,7 @@ def read_input_matrix(path: str | os.PathLike[str], threads: int = 1) -> InputMa
             or corrupt gzip data.
         rnaseq_saliency.gct.GctFormatError: for a malformed GCT file, naming the line.
     """
-    from rnaseq_saliency.gct import GCT_VERSION, read_gct
+    from rnaseq_saliency.gct import GCT_VERSIONS, read_gct
 
     path = Path(path)
     if not path.is_file():
@@ -196,7 +197,7 @@ def read_input_matrix(path: str | os.PathLike[str], threads: int = 1) -> InputMa
             f"{path}: the file is empty; expected a GCT file or a TSV/CSV matrix with genes in "
             "rows and samples in columns"
         )
-    if header.rstrip("\t ") == GCT_VERSION:
+    if header.rstrip("\t ") in GCT_VERSIONS:
         gct = read_gct(path, threads=threads)
         samples = InputMatrix(path, gct.sample_ids, gct.gene_ids, gct.matrix)
     else:
@@ -216,7 +217,7 @@ def _split_header(path: Path, header: str) -> tuple[str, list[str]]:
     if len(fields) < 2:
         raise PredictInputError(
             f"{path}:1: the header has one column; expected a tab- or comma-separated header "
-            "with a gene id column and one column per sample (or a GCT file, line 1 '#1.2')"
+            "with a gene id column and one column per sample (or a GCT file, line 1 '#1.2' or '#1.3')"
         )
     return separator, [field.strip() for field in fields]
 
