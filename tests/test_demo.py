@@ -31,17 +31,20 @@ SAMPLE_ID = re.compile(r"^GTEX-[0-9A-Z]{5}-\d{4}-SM-[0-9A-Z]{5}$")
 
 
 def parse_gct(path: Path) -> tuple[list[str], list[str], list[str], np.ndarray]:
-    """A deliberately simple GCT 1.2 reader (per-tissue layout), independent of the package's.
+    """A deliberately simple reader of GTEx's per-tissue GCT 1.3, independent of the package's.
 
     Returns gene ids, gene names, sample ids and the genes x samples matrix, after checking the
-    version line, the dims line against the table, the header and the ``id`` column.
+    version line, the dims line (columns = samples + Name + Description, as in real GTEx
+    files; no metadata) against the table, the header and the ``id`` column.
     """
     with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
         lines = handle.read().split("\n")
     assert lines[-1] == "", f"{path}: must end with a newline"
     lines = lines[:-1]
-    assert lines[0] == "#1.2", f"{path}: version line {lines[0]!r}"
-    n_rows, n_cols = (int(x) for x in lines[1].split("\t"))
+    assert lines[0] == "#1.3", f"{path}: version line {lines[0]!r}"
+    n_rows, n_named_cols, n_row_meta, n_col_meta = (int(x) for x in lines[1].split("\t"))
+    assert (n_row_meta, n_col_meta) == (0, 0), lines[1]
+    n_cols = n_named_cols - 2
     header = lines[2].split("\t")
     assert header[:3] == ["id", "Name", "Description"], header[:3]
     rows = [line.split("\t", 3) for line in lines[3:]]  # id, Name, Description, values

@@ -50,10 +50,10 @@ def expression_values(n_genes: int, n_samples: int) -> np.ndarray:
 
 
 def write_gct(path: Path, values: np.ndarray, sample_ids: list[str]) -> Path:
-    """A GTEx per-tissue GCT.gz (with the ``id`` column), values as shortest float32 text."""
+    """A GTEx per-tissue GCT 1.3 .gz (with the ``id`` column), values as shortest float32 text."""
     lines = [
-        "#1.2",
-        f"{len(GENES)}\t{len(sample_ids)}",
+        "#1.3",
+        f"{len(GENES)}\t{len(sample_ids) + 2}\t0\t0",
         "\t".join(["id", "Name", "Description", *sample_ids]),
     ]
     for i, ((gene_id, name), row) in enumerate(zip(GENES, values, strict=True)):

@@ -84,8 +84,10 @@ def test_tissues_have_their_real_v8_sample_counts(dataset) -> None:
     v8 = {t.label: t.n_samples_v8 for t in tissue_table()}
     for label in TISSUES:
         with gzip.open(gct_path(out, label), "rt") as handle:
-            assert handle.readline() == "#1.2\n"
-            n_genes, n_samples = (int(x) for x in handle.readline().split("\t"))
+            assert handle.readline() == "#1.3\n"
+            n_genes, n_columns, *metadata = (int(x) for x in handle.readline().split("\t"))
+        n_samples = n_columns - 2  # GTEx counts Name and Description as columns
+        assert metadata == [0, 0]
         assert n_samples == v8[label]
         assert n_genes == SIZES["n_coding"] + SIZES["n_noncoding"]
 

@@ -4,9 +4,12 @@
 (``rnaseq_saliency.gtex``), so the demo goes through the same reader as real data:
 
 - ``gene_tpm_2017-06-05_v8_<label>.gct.gz`` for each of the 54 tissues (``gene_reads_...`` with
-  ``measure="reads"``): GCT 1.2 with the per-tissue files' extra leading ``id`` column (a 0-based
-  row number), versioned GENCODE v26 ids in ``Name`` and gene symbols in ``Description``; genes in
-  genome order, samples sorted by id;
+  ``measure="reads"``): GCT 1.3 exactly as the real per-tissue files (``#1.3``, dims
+  ``<genes> <samples + 2> 0 0``, a leading 0-based ``id`` column), versioned GENCODE v26 ids in
+  ``Name`` and gene symbols in ``Description``; genes in genome order, samples sorted by id;
+- (rule ``demo_matrix``, with ``data.layout: matrix``) the whole-matrix file
+  ``GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_tpm.gct.gz``, built from the per-tissue
+  files by ``merge_gct_files``: every sample in one GCT 1.2 file, as GTEx's whole-matrix files;
 - ``GTEx_Analysis_v8_Annotations_SampleAttributesDS.txt``: SAMPID, SMTS, SMTSD, SMAFRZE and other
   real columns, filled plausibly, with non-RNA-seq rows (WGS, WES, EXCLUDE) and the leukemia cell
   line (CML, ``K-562-...``) rows that have no per-tissue file, as in the real file;
@@ -402,7 +405,10 @@ def write_gct(
     *,
     integer: bool,
 ) -> None:
-    """A GTEx per-tissue GCT 1.2 (gzip): ``#1.2``, dims, ``id Name Description samples...``.
+    """A GTEx per-tissue GCT file (gzip), GCT 1.3 exactly as GTEx v8 writes it.
+
+    ``#1.3``; dims ``<genes> <samples + 2> 0 0`` (the column count includes Name and
+    Description); header ``id Name Description samples...``; ``id`` counts from 0.
 
     ``values`` is the genes x samples matrix, or an iterable of consecutive row blocks of it
     (generated on the fly, so a GTEx-sized file never sits in memory whole).
@@ -410,6 +416,7 @@ def write_gct(
     n_genes, n_samples = len(gene_ids), len(sample_ids)
     blocks = [values] if isinstance(values, np.ndarray) else values
     fmt = str if integer else "%.10g".__mod__
+    preamble = f"#1.3\n{n_genes}\t{n_samples + 2}\t0\t0\nid\tName\tDescription\t"
     # No file name or time stamp in the gzip header: the same values give the same bytes.
     # Level 1: compression dominated the run time at the default level 6, for 15% smaller files.
     with (
@@ -418,8 +425,7 @@ def write_gct(
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as gz,
         io.TextIOWrapper(gz, encoding="utf-8", newline="\n") as text,
     ):
-        text.write(f"#1.2\n{n_genes}\t{n_samples}\n")
-        text.write("\t".join(["id", "Name", "Description", *sample_ids]) + "\n")
+        text.write(preamble + "\t".join(sample_ids) + "\n")
         row = 0
         for block in blocks:
             if block.ndim != 2 or block.shape[1] != n_samples or row + len(block) > n_genes:
@@ -640,3 +646,63 @@ def _extra_attribute_rows(
         row.update(SMTS="Bone Marrow", SMATSSCR="", SMPTHNTS="", SMTSISCH="", SMTSPAX="")
         rows.append(row)
     return rows
+
+
+def merge_gct_files(
+    paths: Sequence[str | Path], out_path: str | Path, *, compresslevel: int = 1
+) -> None:
+    """Join per-tissue GCT files into one whole-matrix GCT 1.2 file, as GTEx publishes it.
+
+    ``#1.2``, ``<genes> <samples>``, ``Name Description samples...`` with no ``id`` column;
+    the samples of each file in turn, in the files' order; each value's text is copied as it
+    is, so the matrix holds exactly the per-tissue values. Streams line by line: a GTEx-sized
+    matrix never sits in memory. Every file must list the same genes in the same order.
+
+    Raises:
+        ValueError: naming the file and line, when a file's genes differ from the first's.
+    """
+    handles = [gzip.open(path, "rt", encoding="utf-8", newline="\n") for path in paths]
+    try:
+        headers = [_gct_preamble(handle, path) for handle, path in zip(handles, paths, strict=True)]
+        n_genes = headers[0][0]
+        samples = [sample for _, file_samples in headers for sample in file_samples]
+        with (
+            atomic_path(out_path) as tmp,
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(
+                filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel
+            ) as gz,
+            io.TextIOWrapper(gz, encoding="utf-8", newline="\n") as text,
+        ):
+            text.write(f"#1.2\n{n_genes}\t{len(samples)}\nName\tDescription\t")
+            text.write("\t".join(samples) + "\n")
+            for row in range(n_genes):
+                lines = [handle.readline().rstrip("\n") for handle in handles]
+                if not all(lines):
+                    path = paths[[bool(line) for line in lines].index(False)]
+                    raise ValueError(f"{path}: ends before gene row {row + 1} of {n_genes}")
+                # Per-tissue lines: id, Name, Description, values.
+                first = lines[0].split("\t", 3)
+                parts = ["\t".join(first[1:])]
+                for line, path in zip(lines[1:], paths[1:], strict=True):
+                    fields = line.split("\t", 3)
+                    if fields[1:3] != first[1:3]:
+                        raise ValueError(
+                            f"{path}:{row + 4}: gene {fields[1:3]}, but {paths[0]} has "
+                            f"{first[1:3]} on that line; the files must list the same genes"
+                        )
+                    parts.append(fields[3])
+                text.write("\t".join(parts) + "\n")
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+def _gct_preamble(handle: io.TextIOBase, path: str | Path) -> tuple[int, list[str]]:
+    """The gene count and sample ids of a per-tissue GCT 1.3 file (``write_gct``'s layout)."""
+    version = handle.readline().rstrip("\n")
+    dims = handle.readline().rstrip("\n").split("\t")
+    header = handle.readline().rstrip("\n").split("\t")
+    if version != "#1.3" or len(dims) != 4 or header[:3] != ["id", "Name", "Description"]:
+        raise ValueError(f"{path}: not a GTEx per-tissue GCT 1.3 file (lines 1-3)")
+    return int(dims[0]), header[3:]

@@ -10,11 +10,18 @@ DEFAULT_BASE_URL = "https://storage.googleapis.com/adult-gtex"
 
 RELEASES = ("v8", "v10")
 MEASURES = ("tpm", "reads")
+LAYOUTS = ("per_tissue", "matrix")
 
 _FILE_STEM = {"v8": "2017-06-05_v8", "v10": "v10"}
 _MEASURE_DIR = {"tpm": "tpms-by-tissue", "reads": "counts-by-tissue"}
 _MEASURE_PREFIX = {"tpm": "gene_tpm", "reads": "gene_reads"}
 _GENCODE = {"v8": "gencode.v26.GRCh38.genes.gtf", "v10": "gencode.v39.GRCh38.genes.gtf"}
+# The whole-matrix files (all tissues in one GCT 1.2) as the GTEx portal's download page names
+# them under bulk-gex/<release>/rna-seq/; v10's RNA-SeQC version is part of the name.
+_MATRIX_STEM = {
+    "v8": "GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9",
+    "v10": "GTEx_Analysis_v10_RNASeQCv2.4.2",
+}
 
 
 def _check(release: str, measure: str = "tpm") -> None:
@@ -30,6 +37,12 @@ def tissue_file_name(release: str, measure: str, tissue: str) -> str:
     return f"{_MEASURE_PREFIX[measure]}_{_FILE_STEM[release]}_{tissue}.gct.gz"
 
 
+def matrix_file_name(release: str, measure: str) -> str:
+    """``GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_tpm.gct.gz``: every tissue in one file."""
+    _check(release, measure)
+    return f"{_MATRIX_STEM[release]}_{_MEASURE_PREFIX[measure]}.gct.gz"
+
+
 def attributes_file_name(release: str) -> str:
     _check(release)
     return f"GTEx_Analysis_{release}_Annotations_SampleAttributesDS.txt"
@@ -43,6 +56,11 @@ def gtf_file_name(release: str) -> str:
 def tissue_file_url(base_url: str, release: str, measure: str, tissue: str) -> str:
     name = tissue_file_name(release, measure, tissue)
     return f"{base_url.rstrip('/')}/bulk-gex/{release}/rna-seq/{_MEASURE_DIR[measure]}/{name}"
+
+
+def matrix_file_url(base_url: str, release: str, measure: str) -> str:
+    name = matrix_file_name(release, measure)
+    return f"{base_url.rstrip('/')}/bulk-gex/{release}/rna-seq/{name}"
 
 
 def attributes_file_url(base_url: str, release: str) -> str:

@@ -217,7 +217,8 @@ def _split_header(path: Path, header: str) -> tuple[str, list[str]]:
     if len(fields) < 2:
         raise PredictInputError(
             f"{path}:1: the header has one column; expected a tab- or comma-separated header "
-            "with a gene id column and one column per sample (or a GCT file, line 1 '#1.2' or '#1.3')"
+            "with a gene id column and one column per sample (or a GCT file, line 1 '#1.2' or "
+            "'#1.3')"
         )
     return separator, [field.strip() for field in fields]
 

@@ -38,6 +38,7 @@ PCA_TISSUES = [t for t in config["augment"]["pca_tissues"] if t in TISSUES] or T
     :3
 ]
 MEASURE = DATA["measure"]
+LAYOUT = DATA["layout"]
 
 
 def raw_dir():
@@ -57,6 +58,10 @@ def raw_tissue_file(wildcards):
     return os.path.join(
         raw_dir(), gtex.tissue_file_name(RELEASE, MEASURE, wildcards.tissue)
     )
+
+
+def raw_matrix_file():
+    return os.path.join(raw_dir(), gtex.matrix_file_name(RELEASE, MEASURE))
 
 
 def raw_attributes_file():
@@ -118,6 +123,7 @@ def final_targets():
     return [
         "results/genes/selected_genes.tsv",
         *expression_files(),
+        "results/expression/summary.tsv",
         "results/split/samples.tsv",
         "results/split/summary.tsv",
         *augmented_files(),
@@ -147,6 +153,9 @@ def download_url(release, filename):
         return gtex.attributes_file_url(base, release)
     if filename == gtex.gtf_file_name(release):
         return gtex.gtf_file_url(base, release)
+    for measure in gtex.MEASURES:
+        if filename == gtex.matrix_file_name(release, measure):
+            return gtex.matrix_file_url(base, release, measure)
     for tissue in resolve_tissues("all"):
         for measure in gtex.MEASURES:
             if filename == gtex.tissue_file_name(release, measure, tissue):

@@ -28,6 +28,27 @@ rule demo:
         "../../scripts/demo.py"
 
 
+rule demo_matrix:
+    input:
+        expand(
+            "resources/demo/{name}",
+            name=[
+                gtex.tissue_file_name(RELEASE, MEASURE, t)
+                for t in resolve_tissues("all")
+            ],
+        ),
+    output:
+        f"resources/demo/{gtex.matrix_file_name(RELEASE, MEASURE)}",
+    log:
+        "logs/demo_matrix.log",
+    benchmark:
+        "benchmarks/demo_matrix.tsv"
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../scripts/demo_matrix.py"
+
+
 rule download:
     output:
         file="resources/gtex/{release}/{filename}",
@@ -68,20 +89,63 @@ rule select_genes:
         "../../scripts/select_genes.py"
 
 
-rule ingest:
+# data.layout decides which rule writes the expression files: one job per tissue file, or one
+# job that reads GTEx's whole-matrix file once.
+if LAYOUT == "per_tissue":
+
+    rule ingest:
+        input:
+            gct=raw_tissue_file,
+            attributes=raw_attributes_file(),
+            genes="results/genes/selected_genes.tsv",
+        output:
+            "results/expression/{tissue}.parquet",
+        log:
+            "logs/ingest/{tissue}.log",
+        benchmark:
+            "benchmarks/ingest/{tissue}.tsv"
+        conda:
+            "../../envs/data.yaml"
+        params:
+            tissue=lambda wildcards: wildcards.tissue,
+        script:
+            "../../scripts/ingest.py"
+
+else:
+
+    rule ingest_matrix:
+        input:
+            gct=raw_matrix_file(),
+            attributes=raw_attributes_file(),
+            genes="results/genes/selected_genes.tsv",
+        output:
+            expression_files(),
+        log:
+            "logs/ingest_matrix.log",
+        benchmark:
+            "benchmarks/ingest_matrix.tsv"
+        conda:
+            "../../envs/data.yaml"
+        threads: 2
+        params:
+            tissues=TISSUES,
+        script:
+            "../../scripts/ingest_matrix.py"
+
+
+rule expression_summary:
     input:
-        gct=raw_tissue_file,
         attributes=raw_attributes_file(),
-        genes="results/genes/selected_genes.tsv",
+        expression=expression_files(),
     output:
-        "results/expression/{tissue}.parquet",
+        "results/expression/summary.tsv",
     log:
-        "logs/ingest/{tissue}.log",
+        "logs/expression_summary.log",
     benchmark:
-        "benchmarks/ingest/{tissue}.tsv"
+        "benchmarks/expression_summary.tsv"
     conda:
         "../../envs/data.yaml"
     params:
-        tissue=lambda wildcards: wildcards.tissue,
+        tissues=TISSUES,
     script:
-        "../../scripts/ingest.py"
+        "../../scripts/expression_summary.py"
