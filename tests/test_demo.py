@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from rnaseq_saliency import demo, demo_build, gtex
+from rnaseq_saliency.gct import read_gct
 from rnaseq_saliency.tissues import all_labels, smtsd_to_label, tissue_table
 
 DEFAULTS = {"seed": 20170605, "n_genes": 3000, "sample_scale": 0.1, "min_samples_per_tissue": 4}
@@ -444,3 +445,38 @@ def test_builder_map_errors_name_file_and_line(tmp_path: Path) -> None:
     path.write_text("label\thpa_mix\nliver\tliver:1\n")
     with pytest.raises(ValueError, match="missing"):
         demo_build.parse_tissue_map(path)
+
+
+# ---------------------------------------------------------------- the whole-matrix file
+
+
+def test_merged_matrix_is_gtex_whole_matrix_gct_with_the_same_values(
+    default_demo: Path, default_tables, tmp_path: Path
+) -> None:
+    labels = ["liver", "kidney_medulla", "testis"]
+    out = tmp_path / gtex.matrix_file_name("v8", "tpm")
+    demo.merge_gct_files([tpm_file(default_demo, label) for label in labels], out)
+    with gzip.open(out, "rt") as handle:
+        version, dims, header = (handle.readline().rstrip("\n") for _ in range(3))
+        first = handle.readline().split("\t", 2)
+    samples = [s for label in labels for s in default_tables[label][2]]
+    genes = default_tables["liver"][0]
+    assert (version, dims) == ("#1.2", f"{len(genes)}\t{len(samples)}")
+    assert header.split("\t") == ["Name", "Description", *samples]  # no ``id`` column
+    assert first[:2] == [genes[0], default_tables["liver"][1][0]]
+    matrix = read_gct(out)
+    expected = np.hstack([default_tables[label][3] for label in labels])
+    np.testing.assert_array_equal(matrix.matrix, expected.T.astype(np.float32))
+    assert matrix.gene_ids == genes and matrix.sample_ids == samples
+
+
+def test_merge_refuses_files_with_other_genes(default_demo: Path, tmp_path: Path) -> None:
+    liver = tpm_file(default_demo, "liver")
+    lines = gzip.decompress(liver.read_bytes()).decode().split("\n")
+    lines[9] = lines[9].replace("\tENSG", "\tENSGX", 1)  # gene row 7, file line 10
+    other = tmp_path / "other.gct.gz"
+    other.write_bytes(gzip.compress("\n".join(lines).encode()))
+    out = tmp_path / "matrix.gct.gz"
+    with pytest.raises(ValueError, match=r"other.gct.gz:10: gene \['ENSGX"):
+        demo.merge_gct_files([liver, other], out)
+    assert not out.exists() and list(tmp_path.iterdir()) == [other]

@@ -483,6 +483,35 @@ def test_gtf_file_url(release: str, url: str) -> None:
     assert gtex.gtf_file_url(BASE, release) == url
 
 
+@pytest.mark.parametrize(
+    ("release", "measure", "url"),
+    [
+        (
+            "v8",
+            "tpm",
+            "https://storage.googleapis.com/adult-gtex/bulk-gex/v8/rna-seq/GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_tpm.gct.gz",
+        ),
+        (
+            "v8",
+            "reads",
+            "https://storage.googleapis.com/adult-gtex/bulk-gex/v8/rna-seq/GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_reads.gct.gz",
+        ),
+        (
+            "v10",
+            "tpm",
+            "https://storage.googleapis.com/adult-gtex/bulk-gex/v10/rna-seq/GTEx_Analysis_v10_RNASeQCv2.4.2_gene_tpm.gct.gz",
+        ),
+        (
+            "v10",
+            "reads",
+            "https://storage.googleapis.com/adult-gtex/bulk-gex/v10/rna-seq/GTEx_Analysis_v10_RNASeQCv2.4.2_gene_reads.gct.gz",
+        ),
+    ],
+)
+def test_matrix_file_url(release: str, measure: str, url: str) -> None:
+    assert gtex.matrix_file_url(BASE, release, measure) == url
+
+
 def test_unknown_release_or_measure_is_rejected() -> None:
     with pytest.raises(ValueError, match="v9"):
         gtex.tissue_file_url(BASE, "v9", "tpm", "liver")
@@ -540,3 +569,34 @@ def test_download_rule_fetches_gtex_files(
         assert urls[key] in log.read_text()
     assert {seen.path for seen in server.seen} == set(server.files)
     assert any(seen.range for seen in server.seen)
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(("release", "measure"), [("v8", "tpm"), ("v10", "reads")])
+def test_matrix_layout_downloads_one_matrix_file_and_no_tissue_file(
+    tmp_path: Path, release: str, measure: str
+) -> None:
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    config = workdir / "config.yaml"
+    config.write_text(
+        "data:\n"
+        "  source: gtex\n"
+        f"  release: {release}\n"
+        f"  measure: {measure}\n"
+        "  layout: matrix\n"
+        "  tissues: [liver, lung]\n"
+    )
+    result = run_snakemake(
+        workdir, "--dry-run", "results/expression/summary.tsv", configfile=config, timeout=120
+    )
+    matrix = f"resources/gtex/{release}/{gtex.matrix_file_name(release, measure)}"
+    downloads = re.findall(r"rule download:\n\s+output: (\S+),", result.stdout)
+    assert sorted(downloads) == sorted(
+        [
+            matrix,
+            f"resources/gtex/{release}/{gtex.attributes_file_name(release)}",
+            f"resources/gtex/{release}/{gtex.gtf_file_name(release)}",
+        ]
+    )
+    assert "rule ingest_matrix:" in result.stdout and "rule ingest:" not in result.stdout

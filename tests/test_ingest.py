@@ -9,11 +9,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rnaseq_saliency.expression import read_expression
 from rnaseq_saliency.gct import GctFormatError
-from rnaseq_saliency.ingest import ingest_tissue, read_sample_attributes
+from rnaseq_saliency.ingest import (
+    SUMMARY_COLUMNS,
+    ingest_matrix,
+    ingest_tissue,
+    read_sample_attributes,
+    summarise_expression,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 GENES = [
@@ -216,3 +223,140 @@ def test_ingest_adapter_matches_the_rule(inputs, tmp_path: Path) -> None:
         root.handlers[:], root.level = saved
     assert read_expression(inputs.out).sample_ids == SAMPLES[:4]
     assert "liver: 4 samples x 4 genes" in log.read_text()
+
+
+# ------------------------------------------------------------------------------ whole matrix
+
+LUNG = "Lung"
+MATRIX_SAMPLES = [
+    # file order: tissues interleaved, as in GTEx's whole-matrix file
+    ("GTEX-1117F-0226-SM-5GZZ7", LIVER),
+    ("GTEX-1117F-0326-SM-5EGHA", LUNG),
+    ("GTEX-111CU-1826-SM-5GZYN", LIVER),
+    ("GTEX-111CU-1926-SM-5EGHB", "Cells - Leukemia cell line (CML)"),
+    ("GTEX-111FC-0226-SM-5N9B8", LUNG),
+    ("GTEX-111FC-0326-SM-5N9B9", LIVER),
+]
+
+
+def write_matrix_gct(path: Path, values: np.ndarray, sample_ids: list[str]) -> Path:
+    """GTEx's whole-matrix layout: GCT 1.2, no ``id`` column."""
+    lines = [
+        "#1.2",
+        f"{len(GENES)}\t{len(sample_ids)}",
+        "\t".join(["Name", "Description", *sample_ids]),
+    ]
+    for (gene_id, name), row in zip(GENES, values, strict=True):
+        lines.append("\t".join([gene_id, name, *(str(np.float32(v)) for v in row)]))
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    return path
+
+
+@pytest.fixture
+def matrix_inputs(tmp_path: Path) -> SimpleNamespace:
+    values = expression_values(len(GENES), len(MATRIX_SAMPLES))
+    ids = [sample for sample, _ in MATRIX_SAMPLES]
+    rows = [(s, "", t.split(" ")[0], t, "RNASEQ", "") for s, t in MATRIX_SAMPLES]
+    rows.append(("GTEX-1117F-0004-SM-DNA01", "", "Blood", "Whole Blood", "WGS", ""))
+    rows.append(("GTEX-111CU-3001-SM-EXC01", "", "Liver", LIVER, "EXCLUDE", ""))
+    selected = [GENES[5], GENES[1], GENES[3], GENES[2]]
+    return SimpleNamespace(
+        values=values,
+        ids=ids,
+        selected=selected,
+        gct=write_matrix_gct(tmp_path / "matrix.gct.gz", values, ids),
+        attributes=write_attributes(tmp_path / "attributes.txt", rows),
+        genes=write_genes(tmp_path / "selected_genes.tsv", selected),
+        out={t: tmp_path / f"results/expression/{t}.parquet" for t in ("liver", "lung")},
+    )
+
+
+def test_matrix_route_equals_the_per_tissue_route_on_the_same_samples(
+    matrix_inputs, tmp_path: Path
+) -> None:
+    m = matrix_inputs
+    ingest_matrix(m.gct, m.attributes, m.genes, m.out, threads=2)
+    gene_rows = [GENES.index(gene) for gene in m.selected]
+    for tissue, smtsd in (("liver", LIVER), ("lung", LUNG)):
+        columns = [i for i, (_, t) in enumerate(MATRIX_SAMPLES) if t == smtsd]
+        table = read_expression(m.out[tissue])
+        assert table.sample_ids == [m.ids[i] for i in columns]  # the matrix's order
+        np.testing.assert_array_equal(table.matrix, m.values[gene_rows][:, columns].T)
+        # The same samples as a per-tissue GCT 1.3 file give the same bytes.
+        per_tissue = write_gct(
+            tmp_path / f"gene_tpm_{tissue}.gct.gz", m.values[:, columns], table.sample_ids
+        )
+        out = tmp_path / f"per_tissue/{tissue}.parquet"
+        ingest_tissue(per_tissue, m.attributes, m.genes, tissue, out)
+        assert out.read_bytes() == m.out[tissue].read_bytes()
+
+
+def test_matrix_samples_without_attributes_are_dropped(matrix_inputs, caplog) -> None:
+    m = matrix_inputs
+    rows = [(s, "", "Liver", t, "RNASEQ", "") for s, t in MATRIX_SAMPLES[1:]]
+    write_attributes(m.attributes, rows)
+    with caplog.at_level(logging.WARNING):
+        ingest_matrix(m.gct, m.attributes, m.genes, m.out)
+    assert f"1 of 6 samples are not in {m.attributes} and are dropped: {m.ids[0]}" in caplog.text
+    assert read_expression(m.out["liver"]).sample_ids == [m.ids[2], m.ids[5]]
+
+
+def test_matrix_tissue_without_samples_is_an_error(matrix_inputs) -> None:
+    m = matrix_inputs
+    out = {**m.out, "pancreas": m.out["liver"].with_name("pancreas.parquet")}
+    with pytest.raises(ValueError, match=r"matrix.gct.gz: no sample of tissue\(s\) pancreas"):
+        ingest_matrix(m.gct, m.attributes, m.genes, out)
+
+
+def test_matrix_route_keeps_only_the_selected_samples_in_memory(matrix_inputs, monkeypatch) -> None:
+    # The reader is asked for the configured tissues' samples only, not the whole matrix.
+    from rnaseq_saliency import ingest
+
+    asked = {}
+    real = ingest.read_gct
+
+    def spy(*args, **kwargs):
+        asked.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "read_gct", spy)
+    m = matrix_inputs
+    ingest_matrix(m.gct, m.attributes, m.genes, {"lung": m.out["lung"]})
+    assert asked["sample_ids"] == [m.ids[1], m.ids[4]]
+
+
+def test_summary_accounts_for_every_attributes_row(matrix_inputs, caplog) -> None:
+    m = matrix_inputs
+    ingest_matrix(m.gct, m.attributes, m.genes, {"liver": m.out["liver"]})
+    out = m.out["liver"].with_name("summary.tsv")
+    with caplog.at_level(logging.INFO):
+        summary = summarise_expression(m.attributes, {"liver": m.out["liver"]}, out)
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    back = pd.read_csv(out, sep="\t", keep_default_na=False)
+    assert back["attribute_rows"].sum() == len(read_sample_attributes(m.attributes)) == 8
+    liver = back.set_index("smtsd").loc[LIVER]
+    assert (liver["tissue"], liver["samples"], liver["attribute_rows"]) == ("liver", 3, 4)
+    assert liver["ignored_why"] == "1 EXCLUDE: excluded from the release (QC)"
+    lung = back.set_index("smtsd").loc[LUNG]
+    assert (lung["tissue"], lung["samples"], lung["ignored_rows"]) == ("lung", 0, 2)
+    assert "not in config key data.tissues" in lung["ignored_why"]
+    cml = back.set_index("smtsd").loc["Cells - Leukemia cell line (CML)"]
+    assert cml["tissue"] == "" and "no GTEx tissue expression file" in cml["ignored_why"]
+    blood = back.set_index("smtsd").loc["Whole Blood"]
+    assert blood["samples"] == 0 and blood["attribute_rows"] == 1
+    assert "8 rows; kept 3 RNA-seq samples of the expression files (1 tissues)" in caplog.text
+    assert "1 rows with SMAFRZE 'WGS' (whole-genome sequencing (DNA))" in caplog.text
+
+
+def test_per_tissue_ingest_logs_the_ignored_attributes_rows(inputs, caplog) -> None:
+    extra = [
+        ("GTEX-111CU-3001-SM-EXC01", "", "Liver", LIVER, "EXCLUDE", ""),
+        ("GTEX-111FC-0126-SM-NOTIN", "", "Liver", LIVER, "RNASEQ", ""),
+    ]
+    write_attributes(inputs.attributes, [*ATTRIBUTE_ROWS, *extra])
+    with caplog.at_level(logging.INFO):
+        run(inputs)
+    assert (
+        "liver: 2 of its 6 sample attributes rows ignored: 1 EXCLUDE: excluded from the "
+        "release (QC); 1 RNA-seq: not in the expression file"
+    ) in caplog.text

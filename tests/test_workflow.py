@@ -3,6 +3,7 @@ which jobs a config change schedules."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -222,3 +224,102 @@ def test_pca_tissues_follow_a_narrow_tissue_choice(tmp_path: Path) -> None:
     assert "results/augmented/liver.parquet" in pca_job
     assert "results/augmented/lung.parquet" not in pca_job  # not in the default pca_tissues
     assert "brain_cortex" not in pca_job
+
+
+# ------------------------------------------------------------------ real GTEx file layouts
+
+
+def expression_bytes(workdir: Path, tissues: list[str]) -> dict[str, bytes]:
+    return {t: (workdir / f"results/expression/{t}.parquet").read_bytes() for t in tissues}
+
+
+def test_summary_accounts_for_every_attributes_row(demo_run: Path) -> None:
+    from rnaseq_saliency import gtex
+
+    summary = pd.read_csv(demo_run / "results/expression/summary.tsv", sep="\t")
+    attributes = pd.read_csv(
+        demo_run / "resources/demo" / gtex.attributes_file_name("v8"), sep="\t"
+    )
+    assert summary["attribute_rows"].sum() == len(attributes)
+    tissues = SMALL_CONFIG["data"]["tissues"]
+    assert summary["tissue"].head(len(tissues)).tolist() == tissues
+    kept = summary.set_index("tissue").loc[tissues, "samples"]
+    assert kept.sum() == len(attributes) - summary["ignored_rows"].sum() and kept.min() > 0
+    blood = summary.set_index("tissue").loc["whole_blood"]
+    assert "WGS: whole-genome sequencing (DNA)" in blood["ignored_why"]
+    log = (demo_run / "logs/expression_summary.log").read_text()
+    assert "Cells - Leukemia cell line (CML)" in log
+
+
+def test_matrix_layout_gives_byte_identical_expression_files(
+    demo_run: Path, tmp_path: Path
+) -> None:
+    config = with_override(SMALL_CONFIG, "data.layout", "matrix")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    shutil.copytree(demo_run / "resources", tmp_path / "resources")  # the same demo files
+    snakemake(tmp_path, "results/expression/summary.tsv")
+    tissues = SMALL_CONFIG["data"]["tissues"]
+    assert expression_bytes(tmp_path, tissues) == expression_bytes(demo_run, tissues)
+    assert (tmp_path / "results/expression/summary.tsv").read_bytes() == (
+        demo_run / "results/expression/summary.tsv"
+    ).read_bytes()
+    log = (tmp_path / "logs/ingest_matrix.log").read_text()
+    assert f"({len(tissues)} tissues)" in log
+
+
+def write_v10_reads_dir(local: Path, tissues: list[str]) -> None:
+    """GTEx v10 read-count files, under their published names, from a small demo.
+
+    The per-tissue files keep the demo's real v8 layout (GCT 1.3, ``id`` column), except the
+    first tissue, rewritten as v10 files may be (GCT 1.2, ``Name Description samples``; an
+    inferred layout, see README); the whole-matrix file is GCT 1.2.
+    """
+    from rnaseq_saliency import demo, gtex
+
+    source = local / "v8"
+    demo.write_demo_dataset(
+        source, seed=3, n_genes=300, sample_scale=0.02, min_samples_per_tissue=4, measure="reads"
+    )
+    for tissue in all_tissue_labels():
+        old = source / gtex.tissue_file_name("v8", "reads", tissue)
+        old.rename(local / gtex.tissue_file_name("v10", "reads", tissue))
+    (source / gtex.attributes_file_name("v8")).rename(local / gtex.attributes_file_name("v10"))
+    (source / gtex.gtf_file_name("v8")).rename(local / gtex.gtf_file_name("v10"))
+    demo.merge_gct_files(
+        [local / gtex.tissue_file_name("v10", "reads", t) for t in all_tissue_labels()],
+        local / gtex.matrix_file_name("v10", "reads"),
+    )
+    first = local / gtex.tissue_file_name("v10", "reads", tissues[0])
+    lines = gzip.decompress(first.read_bytes()).decode().split("\n")
+    n_genes, n_columns = lines[1].split("\t")[:2]
+    lines[:3] = ["#1.2", f"{n_genes}\t{int(n_columns) - 2}", lines[2].removeprefix("id\t")]
+    lines[3:] = [line.split("\t", 1)[1] if line else line for line in lines[3:]]
+    first.write_bytes(gzip.compress("\n".join(lines).encode()))
+
+
+def all_tissue_labels() -> list[str]:
+    from rnaseq_saliency.tissues import all_labels
+
+    return all_labels()
+
+
+def test_v10_read_counts_from_a_local_directory_in_both_layouts(tmp_path: Path) -> None:
+    tissues = ["liver", "lung", "testis"]
+    local = tmp_path / "gtex_v10"
+    local.mkdir()
+    write_v10_reads_dir(local, tissues)
+    data = {"source": "local", "local_dir": str(local), "release": "v10", "measure": "reads"}
+    runs = {}
+    for layout in ("per_tissue", "matrix"):
+        workdir = tmp_path / layout
+        workdir.mkdir()
+        config = {"data": {**data, "layout": layout, "tissues": tissues}}
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        snakemake(workdir, "results/expression/summary.tsv")
+        runs[layout] = expression_bytes(workdir, tissues)
+    assert runs["per_tissue"] == runs["matrix"]
+    from rnaseq_saliency.expression import read_expression
+
+    table = read_expression(tmp_path / "matrix/results/expression/liver.parquet")
+    assert np.array_equal(table.matrix, np.round(table.matrix))  # read counts stay integers
+    assert table.matrix.max() > 100

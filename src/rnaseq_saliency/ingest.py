@@ -305,9 +305,11 @@ def summarise_expression(
     labels = attributes["SMTSD"].map(smtsd_to_label)
     gtex_labels = {t.label for t in tissue_table()}
     rows = []
+    every_kept: set[str] = set()
     for tissue, path in expression_paths.items():
         kept = pq.read_table(path, columns=["sample_id"])["sample_id"].to_pylist()
         rows.append(_tissue_accounts(attributes, labels, tissue, kept))
+        every_kept.update(kept)
     other = ~labels.isin(list(expression_paths))
     for smtsd, group in attributes[other].groupby("SMTSD", sort=True):
         label = smtsd_to_label(smtsd)
@@ -327,7 +329,7 @@ def summarise_expression(
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     with atomic_path(out_path) as tmp:
         summary.to_csv(tmp, sep="\t", index=False)
-    _log_summary(attributes_path, attributes, summary)
+    _log_summary(attributes_path, attributes[~attributes["SAMPID"].isin(every_kept)], summary)
     return summary
 
 
@@ -370,24 +372,27 @@ def _tissue_accounts(
         "samples": len(kept),
         "attribute_rows": int(mine.sum()),
         "ignored_rows": int((~in_file).sum()),
-        "ignored_why": _why(Counter(freeze[~is_rnaseq]), int((is_rnaseq & ~in_file).sum())),
+        "ignored_why": _why(
+            Counter(freeze[~is_rnaseq & ~in_file]), int((is_rnaseq & ~in_file).sum())
+        ),
     }
 
 
 def _log_summary(
-    attributes_path: str | os.PathLike[str], attributes: pd.DataFrame, summary: pd.DataFrame
+    attributes_path: str | os.PathLike[str], ignored: pd.DataFrame, summary: pd.DataFrame
 ) -> None:
-    freeze = _freeze(attributes)
+    """The summary's totals; ``ignored`` holds the attributes rows that were not kept."""
+    freeze = _freeze(ignored)
     kept = int(summary["samples"].sum())
     n_tissues = int((summary["samples"] > 0).sum())
     log.info(
         "%s: %d rows; kept %d RNA-seq samples of the expression files (%d tissues); "
         "ignored %d rows",
         attributes_path,
-        len(attributes),
+        len(ignored) + kept,
         kept,
         n_tissues,
-        len(attributes) - kept,
+        len(ignored),
     )
     for freeze_value, n in sorted(Counter(freeze[freeze != RNASEQ]).items()):
         meaning = _FREEZE_MEANING.get(freeze_value, "not RNA-seq")
