@@ -16,11 +16,19 @@ Finally it compares two Parquet layouts of the protein-coding matrix: one
 ``fixed_size_list<float32>`` column (``rnaseq_saliency.expression``) and a 19,291-column wide
 table: write time, read back into one contiguous float32 array, file size.
 
+With ``--matrix`` it measures the whole-matrix layout instead (``data.layout: matrix``): a
+generated GCT 1.2 file of 56,200 genes x 17,382 samples (GTEx v8's whole-matrix file, the 54
+tissues at their v8 sample counts), read once by ``ingest_matrix`` into the 54 per-tissue
+Parquet files, for the protein-coding genes and for all genes, against ``zcat`` of the same
+file and the same baseline process.
+
 Usage::
 
     python bench/ingest.py                      # full size; prints a table
     python bench/ingest.py --markdown BENCHMARKS.md   # also (re)writes its section there
     python bench/ingest.py --genes 3000 --samples 40 --repeats 1   # a quick smoke run
+    python bench/ingest.py --matrix --markdown BENCHMARKS.md   # the whole-matrix layout
+    python bench/ingest.py --matrix --genes 2000 --samples 600 --repeats 1   # its smoke run
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SECTION = "## Ingestion (bench/ingest.py)"
+MATRIX_SECTION = "## Ingestion of the whole-matrix file (bench/ingest.py --matrix)"
 TISSUE = "muscle_skeletal"
 SMTSD = "Muscle - Skeletal"
 
@@ -123,6 +132,72 @@ def make_dataset(out: Path, n_genes: int, n_samples: int, seed: int = 0) -> dict
     return files
 
 
+def _vocabulary_row(
+    rng: np.random.Generator, n: int, level: float, off: bool, vocabulary: tuple
+) -> str:
+    """One gene's values as GTEx-like TPM text (see ``make_dataset``)."""
+    words, e_min, e_max = vocabulary
+    x = np.exp(level + rng.normal(0.0, 0.8, n))
+    x *= (rng.random(n) < 0.05) if off else (rng.random(n) > 0.02)
+    exponent = np.clip(np.floor(np.log10(np.maximum(x, 1e-300))), e_min, e_max)
+    mantissa = np.clip(np.rint(x / 10.0 ** (exponent - 3)), 1000, 9999)
+    index = ((exponent - e_min) * 9000 + mantissa - 1000).astype(np.int64)
+    index[x < 10.0**e_min] = len(words) - 1
+    return "\t".join(words[index])
+
+
+def make_matrix_dataset(out: Path, n_genes: int, n_samples: int, seed: int = 0) -> dict[str, Path]:
+    """A whole-matrix GCT 1.2 (no ``id`` column) and its attributes; reuse them if present.
+
+    Samples go to the 54 tissues in proportion to their v8 counts (at full size: exactly the
+    v8 counts), interleaved by sample id as in GTEx's file; the gene lists are those of
+    ``make_dataset`` for the same ``n_genes``.
+    """
+    from rnaseq_saliency.tissues import tissue_table
+
+    files = make_dataset(out, n_genes, 3, seed)  # the gene lists (and a tiny unused GCT)
+    stem = f"{n_genes}x{n_samples}"
+    files = {
+        "matrix_gct": out / f"GTEx_bench_matrix_gene_tpm_{stem}.gct.gz",
+        "matrix_attributes": out / f"matrix_attributes_{n_samples}.txt",
+        "genes_pc": files["genes_pc"],
+        "genes_all": files["genes_all"],
+    }
+    if files["matrix_gct"].exists() and files["matrix_attributes"].exists():
+        return files
+    rng = np.random.default_rng(seed + 1)
+    tissues = tissue_table()
+    counts = np.array([t.n_samples_v8 for t in tissues], dtype=float)
+    # At full size these are the v8 counts; smaller, every tissue keeps at least one sample.
+    per_tissue = np.maximum(1, np.floor(counts * n_samples / counts.sum())).astype(int)
+    per_tissue[np.argmax(counts)] += n_samples - per_tissue.sum()
+    smtsd = np.repeat([t.smtsd for t in tissues], per_tissue)
+    ids = [f"GTEX-{i // 18:05X}-{i % 18:02d}26-SM-{i:05X}" for i in range(n_samples)]
+    order = rng.permutation(n_samples)  # tissues interleaved along the file
+    samples, smtsd = [ids[i] for i in np.sort(order)], smtsd[order]
+    ids_pc = set(gene_list(str(files["genes_pc"])))
+    with open(files["genes_all"]) as handle:
+        genes = [line.rstrip("\n").split("\t") for line in handle.readlines()[1:]]
+    vocabulary = value_vocabulary()
+    tmp = files["matrix_gct"].with_suffix(".tmp")
+    with gzip.open(tmp, "wt", compresslevel=6, newline="\n") as handle:
+        handle.write(f"#1.2\n{n_genes}\t{n_samples}\n")
+        handle.write("\t".join(["Name", "Description", *samples]) + "\n")
+        for gene_id, name in genes:
+            coding = gene_id in ids_pc
+            level = rng.normal(1.0, 2.0) if coding else rng.normal(-2.0, 2.0)
+            off = rng.random() < (0.15 if coding else 0.55)
+            row = _vocabulary_row(rng, n_samples, level, off, vocabulary)
+            handle.write(f"{gene_id}\t{name}\t{row}\n")
+    tmp.replace(files["matrix_gct"])
+    with open(files["matrix_attributes"], "w") as handle:
+        handle.write("SAMPID\tSMTS\tSMTSD\tSMAFRZE\n")
+        handle.writelines(
+            f"{s}\t{t.split(' - ')[0]}\t{t}\tRNASEQ\n" for s, t in zip(samples, smtsd, strict=True)
+        )
+    return files
+
+
 # ------------------------------------------------------------------------------ children
 
 
@@ -149,7 +224,7 @@ def rss_mib() -> float:
 def child(task: str, files: dict[str, str], out: str) -> None:
     """Run one measured task in this (child) process; print its seconds and peak increase."""
     from rnaseq_saliency.gct import read_gct
-    from rnaseq_saliency.ingest import ingest_tissue
+    from rnaseq_saliency.ingest import ingest_matrix, ingest_tissue
 
     if task == "baseline":
         # The cost of any run, whatever the file size: imports, and what the first calls set
@@ -187,6 +262,14 @@ def child(task: str, files: dict[str, str], out: str) -> None:
     if name == "ingest":
         genes, threads = variant.split(",")
         ingest_tissue(files["gct"], files["attributes"], files[genes], TISSUE, out, int(threads))
+    elif name == "matrix":
+        from rnaseq_saliency.tissues import all_labels
+
+        genes, threads = variant.split(",")
+        out_paths = {label: Path(out) / f"{label}.parquet" for label in all_labels()}
+        ingest_matrix(
+            files["matrix_gct"], files["matrix_attributes"], files[genes], out_paths, int(threads)
+        )
     elif name == "read":
         read_gct(files["gct"], gene_list(files["genes_pc"]))
     elif name == "pandas":
@@ -376,9 +459,10 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--genes", type=int, default=56_200)
-    parser.add_argument("--samples", type=int, default=803)
+    parser.add_argument("--samples", type=int, help="default 803, or 17,382 with --matrix")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-pandas", action="store_true")
+    parser.add_argument("--matrix", action="store_true", help="the whole-matrix layout instead")
     parser.add_argument("--markdown", type=Path, help="write the results section into this file")
     parser.add_argument(
         "--child", nargs=3, metavar=("TASK", "FILES_JSON", "OUT"), help=argparse.SUPPRESS
@@ -389,6 +473,14 @@ def main() -> None:
         child(task, json.loads(files_json), out)
         return
 
+    if args.samples is None:
+        args.samples = 17_382 if args.matrix else 803
+    if args.matrix:
+        section = matrix_bench(args)
+        print(section)
+        if args.markdown:
+            update_markdown(args.markdown, section, MATRIX_SECTION)
+        return
     load_before = os.getloadavg()
     start = time.perf_counter()
     out_dir = HERE / "out"
@@ -443,7 +535,93 @@ def main() -> None:
     section = report(args, rows, layouts, files, n_pc, matrix_mib, (load_before, load_after))
     print(section)
     if args.markdown:
-        update_markdown(args.markdown, section)
+        update_markdown(args.markdown, section, SECTION)
+
+
+def matrix_bench(args: argparse.Namespace) -> str:
+    """Time ``ingest_matrix`` on a generated whole-matrix file; return the Markdown section."""
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    out_dir = HERE / "out"
+    files = make_matrix_dataset(out_dir, args.genes, args.samples)
+    print(
+        f"data ready in {time.perf_counter() - start:.0f} s: {files['matrix_gct']}", file=sys.stderr
+    )
+    paths = {key: str(value) for key, value in files.items()}
+    n_pc = len(gene_list(paths["genes_pc"]))
+
+    def python(task: str) -> list[str]:
+        target = out_dir / f"matrix_out_{task.replace(':', '_').replace(',', '_')}"
+        target.mkdir(exist_ok=True)
+        return [sys.executable, __file__, "--child", task, json.dumps(paths), str(target)]
+
+    rows: dict[str, dict[str, float]] = {}
+    steps = [
+        ("zcat > /dev/null (the floor)", ["zcat", paths["matrix_gct"]], 0),
+        ("baseline: imports + a 60-gene ingest", python("baseline"), 0),
+        (
+            f"ingest_matrix, {n_pc} protein-coding genes, threads=2",
+            python("matrix:genes_pc,2"),
+            n_pc,
+        ),
+        (
+            f"ingest_matrix, {n_pc} protein-coding genes, threads=1",
+            python("matrix:genes_pc,1"),
+            n_pc,
+        ),
+        (
+            f"ingest_matrix, all {args.genes} genes, threads=2",
+            python("matrix:genes_all,2"),
+            args.genes,
+        ),
+    ]
+    for label, command, n_genes in steps:
+        print(f"running: {label}", file=sys.stderr)
+        rows[label] = repeat(command, args.repeats, discard=command[0] == "zcat")
+        rows[label]["out_mib"] = args.samples * n_genes * 4 / 2**20
+    loads = (load_before, os.getloadavg())
+    return matrix_report(args, rows, files["matrix_gct"], loads)
+
+
+def matrix_report(args, rows, gct: Path, loads) -> str:
+    import pyarrow
+
+    zcat = rows["zcat > /dev/null (the floor)"]
+    baseline = rows["baseline: imports + a 60-gene ingest"]
+    lines = [
+        MATRIX_SECTION,
+        "",
+        f"Input: a generated GTEx whole-matrix GCT 1.2 file (`data.layout: matrix`), "
+        f"{args.genes:,} genes x {args.samples:,} samples in the 54 tissues"
+        + (" at their v8 sample counts" if args.samples == 17_382 else "")
+        + f", gzip level 6, {gct.stat().st_size / 2**20:,.0f} MiB; the same TPM-like values "
+        f"as above. `ingest_matrix` writes all 54 per-tissue Parquet files. Machine: "
+        f"{machine()}; numpy {np.__version__}, pyarrow {pyarrow.__version__}. Load average "
+        f"(1 min): {loads[0][0]:.1f} at the start, {loads[1][0]:.1f} at the end. Best of "
+        f"{args.repeats} runs (median in brackets); columns as in the table above; the "
+        "targets are a work time within 2x of zcat's and a peak RSS above the baseline "
+        "within 1.2x of the output matrix.",
+        "",
+        "| step | wall s | work s | work x zcat | work CPU s | peak RSS MiB "
+        "| above baseline MiB | output MiB | / output |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in rows.items():
+        measured = row["out_mib"] > 0
+        above = row["rss_mib"] - baseline["rss_mib"]
+        cells = [
+            name,
+            f"{row['wall']:.1f} ({row['wall_median']:.1f})",
+            f"{row['work']:.1f} ({row['work_median']:.1f})" if measured else "-",
+            f"{row['work'] / zcat['wall']:.2f}" if measured else "-",
+            f"{row['work_cpu']:.1f}" if measured else f"{row['cpu']:.1f}",
+            f"{row['rss_mib']:.0f}",
+            f"{above:.0f}" if measured else "-",
+            f"{row['out_mib']:.0f}" if measured else "-",
+            f"{above / row['out_mib']:.2f}" if measured else "-",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def report(args, rows, layouts, files, n_pc, matrix_mib, loads) -> str:
@@ -542,14 +720,14 @@ def report(args, rows, layouts, files, n_pc, matrix_mib, loads) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_markdown(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (other sections stay), or append it."""
+def update_markdown(path: Path, section: str, heading: str) -> None:
+    """Replace the ``heading`` section of ``path`` (other sections stay), or append it."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
+    start = text.find(heading + "\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + section
     else:
-        end = text.find("\n## ", start + len(SECTION))
+        end = text.find("\n## ", start + len(heading))
         text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
     path.write_text(text)
 

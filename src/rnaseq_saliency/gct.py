@@ -338,6 +338,20 @@ class _Block:
         return bytes(self.text[self.starts[row] : end - 1])
 
 
+_COUNTING = np.arange(0)
+
+
+def _counting(n: int) -> np.ndarray:
+    """``np.arange(n)`` as a view of one shared, read-only array: no allocation per block."""
+    global _COUNTING
+    counting = _COUNTING
+    if counting.size < n:
+        counting = np.arange(max(n, 2 * counting.size))
+        counting.flags.writeable = False
+        _COUNTING = counting  # a race only builds it twice
+    return counting[:n]
+
+
 @dataclass
 class _Target:
     """Where parsed blocks go, and what error messages need to name."""
@@ -352,13 +366,16 @@ class _Target:
     def store(self, block: _Block) -> None:
         """Parse ``block`` and write it into its matrix columns (on a worker, if any)."""
         values = self.parse(block)
-        if self.kept is not None:
-            values = values[:, self.kept]
+        by_gene = self.matrix.T  # genes x samples, a view
         columns = block.columns
         if columns == list(range(columns[0], columns[0] + len(columns))):
-            self.matrix[:, columns[0] : columns[0] + len(columns)] = values.T  # file order
+            rows = by_gene[columns[0] : columns[0] + len(columns)]  # file order
+            if self.kept is None:
+                rows[...] = values
+            else:
+                np.take(values, self.kept, axis=1, out=rows)
         else:
-            self.matrix[:, columns] = values.T
+            by_gene[columns] = values if self.kept is None else values[:, self.kept]
 
     def parse(self, block: _Block) -> np.ndarray:
         """The block as an ``(n_lines, n_samples)`` float32 array; raise naming any bad value."""
@@ -366,20 +383,17 @@ class _Target:
         raw = np.frombuffer(block.text, dtype=np.uint8)
         # Tabs (9) and newlines (10) end values; any other byte <= 10 is a stray control byte.
         ends = np.flatnonzero(raw <= 10)
-        separators = raw[ends]
-        if (
-            ends.size != n_lines * n_cols
-            or separators.min(initial=9) < 9
-            or not np.array_equal(
-                np.flatnonzero(separators == 10), np.arange(n_cols - 1, ends.size, n_cols)
-            )
-        ):
+        if ends.size != n_lines * n_cols:
+            raise self._diagnose(block)
+        # Each line: n_cols - 1 tabs, then its newline.
+        separators = raw[ends].reshape(n_lines, n_cols)
+        if not ((separators[:, :-1] == 9).all() and (separators[:, -1] == 10).all()):
             raise self._diagnose(block)
         # Drop the separators: value i then spans packed[ends[i-1] - (i-1) : ends[i] - i].
         packed = block.text.translate(None, b"\t\n")
         offsets = np.empty(ends.size + 1, dtype=np.int32)
         offsets[0] = 0
-        np.subtract(ends, np.arange(ends.size), out=offsets[1:], casting="unsafe")
+        np.subtract(ends, _counting(ends.size), out=offsets[1:], casting="unsafe")
         tokens = pa.StringArray.from_buffers(ends.size, pa.py_buffer(offsets), pa.py_buffer(packed))
         try:
             values = pc.cast(tokens, pa.float32()).to_numpy(zero_copy_only=False)

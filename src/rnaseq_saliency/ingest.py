@@ -24,6 +24,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -244,27 +245,33 @@ def ingest_matrix(
         len(by_tissue),
     )
     gct = read_gct(gct_path, gene_ids, threads=threads, sample_ids=selected)
-    start = 0
-    for tissue, samples in by_tissue.items():
-        rows = slice(start, start + len(samples))
-        write_expression(
-            out_paths[tissue],
-            ExpressionTable(
-                sample_ids=samples,
-                donor_ids=donor_ids[rows],
-                gene_ids=gene_ids,
-                matrix=gct.matrix[rows],
-            ),
+    # Each tissue's rows are consecutive in the matrix: write views, no copies. Arrow
+    # compresses without the GIL, so ``threads`` files are written at once.
+    bounds = np.cumsum([0, *(len(samples) for samples in by_tissue.values())])
+    tables = {
+        tissue: ExpressionTable(
+            sample_ids=samples,
+            donor_ids=donor_ids[bounds[i] : bounds[i + 1]],
+            gene_ids=gene_ids,
+            matrix=gct.matrix[bounds[i] : bounds[i + 1]],
         )
-        log.info(
-            "%s: %d samples x %d genes -> %s",
-            tissue,
-            len(samples),
-            len(gene_ids),
-            out_paths[tissue],
-        )
-        start += len(samples)
+        for i, (tissue, samples) in enumerate(by_tissue.items())
+    }
+    with ThreadPoolExecutor(threads, thread_name_prefix="ingest-write") as pool:
+        for tissue in pool.map(lambda t: _write_tissue(out_paths[t], tables[t], t), tables):
+            log.info(
+                "%s: %d samples x %d genes -> %s",
+                tissue,
+                len(by_tissue[tissue]),
+                len(gene_ids),
+                out_paths[tissue],
+            )
     _log_accounts(attributes, list(by_tissue), by_tissue)
+
+
+def _write_tissue(path: str | os.PathLike[str], table: ExpressionTable, tissue: str) -> str:
+    write_expression(path, table)
+    return tissue
 
 
 SUMMARY_COLUMNS = ("tissue", "smtsd", "samples", "attribute_rows", "ignored_rows", "ignored_why")
