@@ -138,7 +138,12 @@ rule expression_summary:
         attributes=raw_attributes_file(),
         expression=expression_files(),
     output:
-        "results/expression/summary.tsv",
+        report(
+            "results/expression/summary.tsv",
+            caption="../report/expression_summary.rst",
+            category="1. Data",
+            labels={"table": "samples kept and attributes rows ignored"},
+        ),
     log:
         "logs/expression_summary.log",
     benchmark:
