@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 import threading
 from pathlib import Path
@@ -235,7 +236,7 @@ def test_gct13_short_or_missing_column_metadata_rows(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("n_row_metadata", [3, 0], ids=["counted", "gtex-style"])
 def test_gct13_row_metadata_beyond_name_and_description_is_skipped(
-    tmp_path: Path, n_row_metadata: int
+    tmp_path: Path, n_row_metadata: int, caplog
 ) -> None:
     values = tpm_like(2, 2)
     extra = {"Chromosome": ["chr1", "chrY"]}
@@ -249,10 +250,14 @@ def test_gct13_row_metadata_beyond_name_and_description_is_skipped(
         # read as a sample, and its first value stops the read with a clear error.
         expect_error(path, r":4: gene ENSG00000000000.1, sample Chromosome: value 'chr1'")
         return
-    result = read_gct(path)
+    with caplog.at_level(logging.INFO, logger="rnaseq_saliency.gct"):
+        result = read_gct(path)
     assert result.gene_names == ["GENE0", "GENE1"]
     np.testing.assert_array_equal(result.matrix, values.T)
     assert read_gct_header(path).skipped == ["Chromosome"]
+    assert "row-metadata column(s) Chromosome after Name and Description are not read" in (
+        caplog.text
+    )
 
 
 def test_gct13_one_row_metadata_column_cannot_hold_name_and_description(tmp_path: Path) -> None:

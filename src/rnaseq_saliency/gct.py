@@ -46,6 +46,7 @@ skipped unread (the gzip checksum still covers every byte).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import threading
@@ -59,6 +60,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+log = logging.getLogger(__name__)
 
 GCT_VERSIONS = ("#1.2", "#1.3")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -486,6 +489,12 @@ def read_gct(
     lines = _numbered_lines(path, background=threads > 1)
     try:
         header = _read_header(lines, path)
+        if header.skipped:
+            log.info(
+                "%s: row-metadata column(s) %s after Name and Description are not read",
+                path,
+                ", ".join(header.skipped),
+            )
         target = _make_target(path, header, gene_ids, sample_ids)
         wanted = _positions(gene_ids, "gene") if gene_ids is not None else None
         found = _read_rows(lines, path, header, wanted, target, threads - 1)
