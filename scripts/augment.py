@@ -10,11 +10,7 @@ try:
         snakemake.input.samples,
         snakemake.params.tissue,
         snakemake.output[0],
-        method=snakemake.params.method,
-        min_samples=snakemake.params.min_samples,
-        noise_sigma=snakemake.params.noise_sigma,
-        smote_k_neighbors=snakemake.params.smote_k_neighbors,
-        seed=snakemake.params.seed,
+        **snakemake.params.settings._asdict(),
     )
 except Exception:
     log.exception("rule augment failed for tissue %s", snakemake.params.tissue)

@@ -16,12 +16,7 @@ for path in [*snakemake.output.gct, snakemake.output.gtf]:
 
 write_demo_dataset(
     out_dir,
-    seed=snakemake.params.seed,
-    n_genes=snakemake.params.n_genes,
-    sample_scale=snakemake.params.sample_scale,
-    min_samples_per_tissue=snakemake.params.min_samples_per_tissue,
-    release=snakemake.params.release,
-    measure=snakemake.params.measure,
+    **snakemake.params.settings._asdict(),
 )
 
 missing = [path for path in snakemake.output if not Path(path).is_file()]

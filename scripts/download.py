@@ -3,6 +3,7 @@
 import sys
 
 from rnaseq_saliency.download import download
+from rnaseq_saliency.gtex import file_url
 from rnaseq_saliency.logs import setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -14,12 +15,15 @@ if snakemake.output.checksum != snakemake.output.file + ".sha256":
         f"got {snakemake.output.checksum}"
     )
 
+# Read at run time, not as params: the mirror and the retry policy change no file, so editing
+# them must not fetch anything again (rnaseq_saliency.settings.RUNTIME_KEYS).
+data = snakemake.config["data"]
 download(
-    snakemake.params.url,
+    file_url(data["base_url"], snakemake.wildcards.release, snakemake.wildcards.filename),
     snakemake.output.file,
-    retries=snakemake.params.retries,
-    backoff_seconds=snakemake.params.backoff_seconds,
-    timeout_seconds=snakemake.params.timeout_seconds,
+    retries=data["download"]["retries"],
+    backoff_seconds=data["download"]["backoff_seconds"],
+    timeout_seconds=data["download"]["timeout_seconds"],
     # A bar redrawn with carriage returns helps at a terminal and floods a CI log.
     progress=sys.stderr.isatty(),
 )

@@ -14,7 +14,9 @@ run_evaluation(
     expression_files=list(snakemake.input.expression),
     samples_tsv=snakemake.input.samples,
     outputs={key: getattr(snakemake.output, key) for key in OUTPUT_KEYS},
-    test_opt=int(snakemake.params.test_opt),
-    seed=int(snakemake.params.seed),
+    # 1 and 2 score the same split; 2 only adds the report to the log, read at run time so that
+    # editing it reruns nothing (rnaseq_saliency.settings.RUNTIME_KEYS).
+    test_opt=snakemake.params.settings.test_opt(snakemake.config),
+    seed=snakemake.params.settings.seed,
     threads=snakemake.threads,
 )

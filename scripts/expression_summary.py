@@ -6,6 +6,8 @@ from rnaseq_saliency.logs import setup_logging
 log = setup_logging(snakemake.log[0])
 summarise_expression(
     attributes_path=snakemake.input.attributes,
-    expression_paths=dict(zip(snakemake.params.tissues, snakemake.input.expression, strict=True)),
+    expression_paths=dict(
+        zip(snakemake.params.tissues.labels, snakemake.input.expression, strict=True)
+    ),
     out_path=snakemake.output[0],
 )

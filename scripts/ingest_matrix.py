@@ -8,6 +8,6 @@ ingest_matrix(
     gct_path=snakemake.input.gct,
     attributes_path=snakemake.input.attributes,
     genes_tsv=snakemake.input.genes,
-    out_paths=dict(zip(snakemake.params.tissues, snakemake.output, strict=True)),
+    out_paths=dict(zip(snakemake.params.tissues.labels, snakemake.output, strict=True)),
     threads=snakemake.threads,
 )

@@ -7,8 +7,8 @@ log = setup_logging(snakemake.log[0])
 try:
     plot_pca_augmentation(
         snakemake.input.augmented,
-        snakemake.params.tissues,
-        snakemake.params.method,
+        list(snakemake.params.settings.tissues),
+        snakemake.params.settings.method,
         snakemake.output[0],
     )
 except Exception:

@@ -13,13 +13,7 @@ run_tissue_saliency(
     expression_path=snakemake.input.expression,
     out_path=snakemake.output[0],
     tissue=snakemake.params.tissue,
-    method=snakemake.params.method,
-    abs=snakemake.params.abs,
-    batch_size=snakemake.params.batch_size,
-    ig_steps=snakemake.params.ig_steps,
-    smoothgrad_samples=snakemake.params.smoothgrad_samples,
-    smoothgrad_stdev=snakemake.params.smoothgrad_stdev,
-    seed=snakemake.params.seed,
+    **snakemake.params.settings._asdict(),
     # Many per-tissue jobs run side by side: each uses the cores Snakemake gave it, no more.
     threads=snakemake.threads,
 )

@@ -9,6 +9,6 @@ run_tissue_heatmap(
     top_genes_path=snakemake.input.top_genes,
     mean_matrix_path=snakemake.input.mean_matrix,
     tissue=snakemake.params.tissue,
-    top_n=snakemake.params.top_n,
+    top_n=snakemake.params.settings.top_n,
     out_png=snakemake.output[0],
 )

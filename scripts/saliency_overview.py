@@ -8,6 +8,6 @@ log = setup_logging(snakemake.log[0])
 run_overview(
     top_genes_path=snakemake.input.top_genes,
     mean_matrix_path=snakemake.input.mean_matrix,
-    top_n=snakemake.params.top_n,
+    top_n=snakemake.params.settings.top_n,
     out_png=snakemake.output[0],
 )

@@ -7,7 +7,7 @@ log = setup_logging(snakemake.log[0])
 id_lists = list(snakemake.input.id_list)  # empty unless data.input_filter names an id list
 genes, report = select_genes(
     snakemake.input.gtf,
-    snakemake.params.input_filter,
+    snakemake.params.settings.input_filter,
     id_list_path=id_lists[0] if id_lists else None,
 )
 write_selected_genes(genes, snakemake.output[0])

@@ -7,13 +7,10 @@ log = setup_logging(snakemake.log[0])
 try:
     write_split(
         snakemake.input.expression,
-        snakemake.params.tissues,
+        list(snakemake.params.tissues.labels),
         snakemake.output.samples,
         snakemake.output.summary,
-        test_fraction=snakemake.params.test_fraction,
-        val_fraction=snakemake.params.val_fraction,
-        group_by=snakemake.params.group_by,
-        seed=snakemake.params.seed,
+        **snakemake.params.settings._asdict(),
     )
 except Exception:
     log.exception("rule split failed")

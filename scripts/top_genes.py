@@ -7,7 +7,7 @@ log = setup_logging(snakemake.log[0])
 
 run_top_genes(
     saliency_files=list(snakemake.input.saliency),
-    tissues=list(snakemake.params.tissues),
+    tissues=list(snakemake.params.tissues.labels),
     genes_path=snakemake.input.genes,
     top_genes_path=snakemake.output.top_genes,
     mean_matrix_path=snakemake.output.mean_matrix,

@@ -7,6 +7,6 @@ log = setup_logging(snakemake.log[0])
 
 run_top_genes_per_tissue(
     top_genes_path=snakemake.input[0],
-    top_n=snakemake.params.top_n,
+    top_n=snakemake.params.settings.top_n,
     out_path=snakemake.output[0],
 )

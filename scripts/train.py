@@ -1,12 +1,13 @@
-"""Snakemake adapter for rule ``train``: see rnaseq_saliency.training.train_from_files."""
+"""Snakemake adapter for rule ``train``: see rnaseq_saliency.training.train_rule."""
 
 from rnaseq_saliency.logs import setup_logging
 
 log = setup_logging(snakemake.log[0])
 
-from rnaseq_saliency.training import train_from_files  # noqa: E402  (after logging is set up)
+from rnaseq_saliency.training import train_rule  # noqa: E402  (after logging is set up)
 
-train_from_files(
+train_rule(
+    snakemake.params.settings,
     augmented=list(snakemake.input.augmented),
     expression=list(snakemake.input.expression),
     samples_path=snakemake.input.samples,
@@ -14,9 +15,5 @@ train_from_files(
     weights_path=snakemake.output.weights,
     model_json_path=snakemake.output.model_json,
     history_path=snakemake.output.history,
-    tensorboard_dir=snakemake.output.tensorboard,
-    model_cfg=dict(snakemake.params.model),
-    train_cfg=dict(snakemake.params.train),
-    run_config=dict(snakemake.params.run_config),
     threads=snakemake.threads,
 )

@@ -19,6 +19,7 @@ import pytest
 
 from rnaseq_saliency import demo, demo_build, gtex
 from rnaseq_saliency.gct import read_gct
+from rnaseq_saliency.settings import DemoSettings
 from rnaseq_saliency.tissues import all_labels, smtsd_to_label, tissue_table
 
 DEFAULTS = {"seed": 20170605, "n_genes": 3000, "sample_scale": 0.1, "min_samples_per_tissue": 4}
@@ -353,7 +354,7 @@ def test_adapter_writes_the_rule_outputs(tmp_path: Path, repo: Path) -> None:
     )
     snakemake = SimpleNamespace(
         output=output,
-        params=SimpleNamespace(release="v8", measure="tpm", seed=5, **SMALL),
+        params=SimpleNamespace(settings=DemoSettings(release="v8", measure="tpm", seed=5, **SMALL)),
         log=[str(tmp_path / "logs" / "demo.log")],
     )
     runpy.run_path(str(repo / "scripts" / "demo.py"), init_globals={"snakemake": snakemake})

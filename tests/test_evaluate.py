@@ -710,7 +710,7 @@ def test_captions_render_and_name_the_scored_split(repo: Path, name: str, test_o
     # The settings Snakemake's report renders captions with.
     env = Environment(trim_blocks=True, lstrip_blocks=True)
     snakemake = SimpleNamespace(
-        params=SimpleNamespace(test_opt=test_opt),
+        params=SimpleNamespace(settings=SimpleNamespace(score_test=test_opt != 0)),
         config={"data": {"source": "demo"}, "split": {"group_by": "donor"}},
     )
     text = env.from_string((repo / f"workflow/report/{name}.rst").read_text()).render(

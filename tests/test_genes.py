@@ -21,6 +21,7 @@ from rnaseq_saliency.genes import (
     select_genes,
     write_selected_genes,
 )
+from rnaseq_saliency.settings import GeneSelectionSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -285,7 +286,7 @@ def test_select_genes_adapter_matches_the_rule(small_gtf: Path, tmp_path: Path) 
         "select_genes.py",
         SimpleNamespace(
             input=SimpleNamespace(gtf=str(small_gtf), id_list=[str(id_list)]),
-            params=SimpleNamespace(input_filter=str(id_list)),
+            params=SimpleNamespace(settings=GeneSelectionSettings(str(id_list))),
             output=[str(out)],
             log=[str(log)],
         ),

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from rnaseq_saliency.gtex import donor_id
 from rnaseq_saliency.naming import run_name
+from rnaseq_saliency.settings import TrainingSettings
 from rnaseq_saliency.tissues import all_labels, resolve_tissues, smtsd_to_label, tissue_table
 
 
@@ -49,23 +52,21 @@ def test_donor_id() -> None:
         donor_id("sample7")
 
 
-def test_run_name_changes_with_training_values_only() -> None:
+def test_run_name_is_readable_and_unique_per_start() -> None:
     config = {
-        "data": {"source": "demo"},
-        "split": {"seed": 0},
-        "augment": {"method": "noise", "min_samples": 600},
         "model": {
-            "preset": "default",
-            "hidden": [512, 256, 128],
-            "activation": "relu",
-            "dropout": 0.2,
+            "preset": "default", "hidden": [512, 256, 128], "dropout": 0.2, "activation": "relu",
         },
-        "train": {"lr": 0.001, "batch_size": 256, "weight_decay": 0.0001, "seed": 0},
-        "saliency": {"top_n": 20},
-    }
-    name = run_name(config)
-    assert name.startswith("h512-256-128_relu_do0.2_lr0.001_bs256_wd0.0001_aug-noise600_seed0_")
-    other = {**config, "saliency": {"top_n": 5}}
-    assert run_name(other) == name
-    faster = {**config, "train": {**config["train"], "lr": 0.01}}
-    assert run_name(faster) != name
+        "train": {
+            "device": "auto", "epochs": 20, "batch_size": 256, "lr": 0.001, "weight_decay": 0.0001,
+            "patience": 5, "min_delta": 0.0, "class_balance": "none", "seed": 0,
+        },
+        "data": {"measure": "tpm"},
+    }  # fmt: skip
+    settings = TrainingSettings.from_config(config)
+    started = datetime(2026, 12, 2, 17, 30, 5)
+    name = run_name(settings, started)
+    assert name == "20261202-173005_h512-256-128_relu_do0.2_lr0.001_bs256_wd0.0001_seed0"
+    assert run_name(settings, datetime(2026, 12, 2, 17, 30, 6)) != name
+    original = settings._replace(preset="original")
+    assert run_name(original, started).startswith("20261202-173005_original_lr0.001")

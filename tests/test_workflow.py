@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ SMALL_CONFIG = {
 }
 
 pytestmark = pytest.mark.workflow
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def with_override(config: dict, dotted_key: str, value: object) -> dict:
@@ -323,3 +325,202 @@ def test_v10_read_counts_from_a_local_directory_in_both_layouts(tmp_path: Path) 
     table = read_expression(tmp_path / "matrix/results/expression/liver.parquet")
     assert np.array_equal(table.matrix, np.round(table.matrix))  # read counts stay integers
     assert table.matrix.max() > 100
+
+
+# ------------------------------------------------------------------ reruns: never stale, never wide
+
+# A value that differs from SMALL_CONFIG's, for every documented key that has one offline.
+ALTERNATIVES: dict[str, object] = {
+    "data.base_url": "https://mirror.example.org/adult-gtex",
+    "data.input_filter": "all",
+    "data.download.retries": 1,
+    "data.download.backoff_seconds": 0.5,
+    "data.download.timeout_seconds": 10,
+    "demo.seed": 1,
+    "demo.n_genes": 300,
+    "demo.sample_scale": 0.05,
+    "demo.min_samples_per_tissue": 5,
+    "split.test_fraction": 0.25,
+    "split.val_fraction": 0.15,
+    "split.group_by": "none",
+    "split.seed": 1,
+    "augment.method": "smote",
+    "augment.min_samples": 50,
+    "augment.noise_sigma": 0.4,
+    "augment.smote_k_neighbors": 3,
+    "augment.seed": 1,
+    "model.preset": "original",
+    "model.hidden": [32, 16, 8],
+    "model.dropout": 0.1,
+    "model.activation": "gelu",
+    "train.device": "cpu",
+    "train.epochs": 5,
+    "train.batch_size": 32,
+    "train.lr": 0.002,
+    "train.weight_decay": 0.001,
+    "train.patience": 3,
+    "train.min_delta": 0.01,
+    "train.class_balance": "sampler",
+    "train.seed": 1,
+    "evaluate.test_opt": 0,
+    "saliency.method": "integrated_gradients",
+    "saliency.abs": True,
+    "saliency.top_n": 5,
+    "saliency.batch_size": 128,
+    "saliency.ig_steps": 20,
+    "saliency.smoothgrad_samples": 10,
+    "saliency.smoothgrad_stdev": 0.2,
+    "saliency.validation_top_k": 5,
+    "saliency.seed": 1,
+    "predict.max_missing_fraction": 0.1,
+    "predict.top_n": 5,
+    "sweep.samples": 2,
+    "sweep.seed": 1,
+    "sweep.model.hidden": [[8, 4, 2]],
+    "sweep.model.dropout": [0.1],
+    "sweep.model.activation": ["gelu"],
+    "sweep.train.lr": [0.01],
+    "sweep.train.batch_size": [16],
+    "sweep.train.weight_decay": [0.01],
+    "sweep.augment.method": ["none"],
+    "sweep.augment.min_samples": [10],
+}
+# Keys without an offline alternative that this test can run, and why.
+NOT_DRY_RUN = {
+    "data.measure": "reads are other input files (gene_reads_...): a structural change that "
+    "reruns everything, by provenance",
+    "augment.pca_tissues": "changes which augmented files the PCA figure reads (structural)",
+    "data.source": "gtex downloads (no network here) and local needs a second dataset",
+    "data.release": "the demo exists for v8 only",
+    "data.local_dir": "read only with data.source: local",
+    "data.layout": "matrix swaps rule ingest for demo_matrix and ingest_matrix (a new DAG): "
+    "tested by test_matrix_layout_gives_byte_identical_expression_files",
+    "data.tissues": "changes which jobs exist (structural)",
+    "saliency.marker_sets": "changes saliency_validation's input file, not a param (structural)",
+    "predict.input": "adds rule predict, which needs a file of samples (structural)",
+    "sweep.enabled": "turns on the sweep's own rules; test_sweep.py runs them",
+}
+TARGETS = {
+    "default": [],
+    "summary": ["results/evaluation/summary.json"],
+    "top_genes": ["results/saliency/top_genes.tsv"],
+    "heatmap": ["results/saliency/heatmaps/liver.png"],
+    "model": ["results/model/model.safetensors"],
+}
+# One key per rule that reads one, for the targets beyond the default and summary.json.
+ONE_KEY_PER_RULE = [
+    "demo.seed",
+    "data.input_filter",
+    "split.seed",
+    "augment.seed",
+    "train.lr",
+    "evaluate.test_opt",
+    "saliency.ig_steps",
+    "saliency.top_n",
+    "saliency.validation_top_k",
+]
+
+
+def nested_override(config: dict, dotted_key: str, value: object) -> dict:
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    *sections, key = dotted_key.split(".")
+    node = changed
+    for section in sections:
+        node = node.setdefault(section, {})
+    node[key] = value
+    return changed
+
+
+def job_graph(workdir: Path, targets: list[str]) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """The target's DAG of jobs: each job's rule, and each job's direct dependents."""
+    dot = snakemake(workdir, "--dag", "dot", *targets).stdout
+    rules = {m[0]: m[1] for m in re.findall(r'^\s*(\d+)\[label = "(\w+)', dot, re.MULTILINE)}
+    dependents: dict[str, set[str]] = {job: set() for job in rules}
+    for source, target in re.findall(r"^\s*(\d+) -> (\d+)", dot, re.MULTILINE):
+        dependents[source].add(target)
+    return rules, dependents
+
+
+def expected_jobs(graph: tuple[dict[str, str], dict[str, set[str]]], key: str) -> Counter:
+    """Jobs of the rules that read ``key``, and every job downstream of them, per rule."""
+    from rnaseq_saliency.settings import RULE_SETTINGS, rule_keys
+
+    rules, dependents = graph
+    todo = [job for job, rule in rules.items() if rule in RULE_SETTINGS and key in rule_keys(rule)]
+    seen = set(todo)
+    while todo:
+        for child in dependents[todo.pop()]:
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return Counter(rules[job] for job in seen)
+
+
+def dry_run(workdir: Path, key: str, targets: list[str]) -> tuple[Counter, str]:
+    """Rules and job counts that a dry run schedules after changing ``key``; and its output."""
+    name = f"changed_{key}_{len(targets) and targets[0]}".replace("/", "_")
+    config = workdir / f"{name}.yaml"
+    config.write_text(yaml.safe_dump(nested_override(SMALL_CONFIG, key, ALTERNATIVES[key])))
+    result = snakemake(workdir, *targets, "--dry-run", "--quiet", "rules", configfile=config)
+    output = result.stdout + result.stderr
+    counts = Counter()
+    if "Job stats:" in output:
+        for line in output.split("Job stats:", 1)[1].splitlines():
+            match = re.fullmatch(r"\s*([a-z_]+)\s+(\d+)\s*", line)
+            if match and match.group(1) not in ("job", "total"):
+                counts[match.group(1)] = int(match.group(2))
+    else:
+        assert "Nothing to be done" in output, output[-3000:]
+    return counts, output
+
+
+def test_every_key_reruns_exactly_its_readers_and_their_dependents(demo_run: Path) -> None:
+    """Two sides of one map (rnaseq_saliency.settings): a dry run after a one-key edit schedules
+    the rules that read the key and everything downstream of them up to the target, no more and
+    no fewer, for every documented key and several targets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rnaseq_saliency.settings import RULE_SETTINGS, rule_keys
+
+    documented = re.findall(
+        r"^\| `([a-z_]+(?:\.[a-z_]+)+)` \|",
+        (REPO_ROOT / "config/README.md").read_text(),
+        flags=re.MULTILINE,
+    )
+    assert sorted(set(documented) - set(ALTERNATIVES) - set(NOT_DRY_RUN)) == []
+    cases = [(key, target) for key in ALTERNATIVES for target in ("default", "summary")]
+    cases += [(key, t) for key in ONE_KEY_PER_RULE for t in ("top_genes", "heatmap", "model")]
+    readers = {key for rule in RULE_SETTINGS for key in rule_keys(rule)}
+    assert set(ONE_KEY_PER_RULE) <= readers
+    graphs = {name: job_graph(demo_run, targets) for name, targets in TARGETS.items()}
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda case: dry_run(demo_run, case[0], TARGETS[case[1]]), cases))
+    wrong = []
+    for (key, target), (scheduled, output) in zip(cases, runs, strict=True):
+        # Snakemake names the rules it could not compare (no metadata: the stale case) and the
+        # rules a params, input or code change triggered: only rules reading the key may be.
+        if "missing metadata" in output:
+            wrong.append(f"{key} -> {target}: Snakemake reports missing metadata")
+        triggered = re.search(r"Rules with provenance triggered jobs: (.*)", output)
+        readers_of_key = {rule for rule in RULE_SETTINGS if key in rule_keys(rule)}
+        if triggered and not set(triggered.group(1).split(", ")) <= readers_of_key:
+            wrong.append(f"{key} -> {target}: provenance triggered {triggered.group(1)}")
+        expected = expected_jobs(graphs[target], key)
+        if scheduled != expected:
+            wrong.append(f"{key} -> {target}: scheduled {dict(scheduled)}, map {dict(expected)}")
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_the_stale_case_retrains_for_an_explicit_target(demo_run: Path) -> None:
+    for key in ("train.lr", "model.hidden"):
+        for target in ("results/evaluation/summary.json", "results/model/model.safetensors"):
+            scheduled, _ = dry_run(demo_run, key, [target])
+            assert scheduled["train"] == 1, (key, target, scheduled)
+
+
+def test_retry_policy_and_report_verbosity_rerun_nothing(demo_run: Path) -> None:
+    for key, value in (("data.download.retries", 1), ("evaluate.test_opt", 2)):
+        config = demo_run / "verbosity.yaml"
+        config.write_text(yaml.safe_dump(nested_override(SMALL_CONFIG, key, value)))
+        output = snakemake(demo_run, "--dry-run", configfile=config).stdout
+        assert "Nothing to be done" in output, (key, output[-2000:])

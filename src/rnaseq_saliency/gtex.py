@@ -6,6 +6,8 @@ a local copy and the bundled demo dataset.
 
 from __future__ import annotations
 
+from rnaseq_saliency.tissues import all_labels
+
 DEFAULT_BASE_URL = "https://storage.googleapis.com/adult-gtex"
 
 RELEASES = ("v8", "v10")
@@ -71,6 +73,24 @@ def attributes_file_url(base_url: str, release: str) -> str:
 def gtf_file_url(base_url: str, release: str) -> str:
     name = gtf_file_name(release)
     return f"{base_url.rstrip('/')}/references/{release}/reference-tables/{name}"
+
+
+def file_url(base_url: str, release: str, filename: str) -> str:
+    """The portal URL of any file of a release, by its published name.
+
+    Raises ValueError for a name that is no GTEx file of the release.
+    """
+    if filename == attributes_file_name(release):
+        return attributes_file_url(base_url, release)
+    if filename == gtf_file_name(release):
+        return gtf_file_url(base_url, release)
+    for measure in MEASURES:
+        if filename == matrix_file_name(release, measure):
+            return matrix_file_url(base_url, release, measure)
+        for tissue in all_labels():
+            if filename == tissue_file_name(release, measure, tissue):
+                return tissue_file_url(base_url, release, measure, tissue)
+    raise ValueError(f"no GTEx {release} file is called {filename!r}")
 
 
 def donor_id(sample_id: str) -> str:

@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rnaseq_saliency.settings import TrainingSettings
 
 
 def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def run_name(config: dict[str, Any]) -> str:
-    """A readable, stable TensorBoard run name for everything that shapes a training run.
+def run_name(settings: TrainingSettings, started: datetime) -> str:
+    """A readable TensorBoard run name: the hyper-parameters people compare, then the start time.
 
-    The readable part names the hyper-parameters people compare; the hash covers every value
-    that reaches training (model, train, augment, split, data), so two different runs never
-    share a directory.
+    The time makes every training run a directory of its own, so that a retrain never
+    overwrites an earlier run's logs and ``tensorboard --logdir results/tensorboard`` shows them
+    side by side; and the name is no declared output, so the rule's outputs never depend on a
+    config value (which would keep Snakemake from comparing the params of an edited config).
     """
-    model, train, augment = config["model"], config["train"], config["augment"]
-    if model["preset"] == "original":
+    if settings.preset == "original":
         shape = "original"
     else:
-        hidden = "-".join(str(width) for width in model["hidden"])
-        shape = f"h{hidden}_{model['activation']}_do{_number(model['dropout'])}"
-    readable = (
-        f"{shape}_lr{_number(train['lr'])}_bs{train['batch_size']}"
-        f"_wd{_number(train['weight_decay'])}_aug-{augment['method']}{augment['min_samples']}"
-        f"_seed{train['seed']}"
+        hidden = "-".join(str(width) for width in settings.hidden)
+        shape = f"h{hidden}_{settings.activation}_do{_number(settings.dropout)}"
+    return (
+        f"{started:%Y%m%d-%H%M%S}_{shape}_lr{_number(settings.lr)}_bs{settings.batch_size}"
+        f"_wd{_number(settings.weight_decay)}_seed{settings.seed}"
     )
-    shaping = {key: config.get(key) for key in ("data", "split", "augment", "model", "train")}
-    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{readable}_{digest}"

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,9 @@ from rnaseq_saliency.model import (
     network_from_architecture,
     save_model,
 )
+
+if TYPE_CHECKING:
+    from rnaseq_saliency.settings import TrainingSettings
 
 log = logging.getLogger("rnaseq_saliency.training")
 
@@ -277,7 +280,6 @@ def _evaluate(
 def _hparams(
     architecture_json: dict[str, Any], settings: TrainSettings, run_config: dict[str, Any]
 ) -> dict[str, Any]:
-    augment = run_config.get("augment", {}) if isinstance(run_config, dict) else {}
     return {
         "preset": architecture_json["preset"],
         "hidden": "-".join(str(width) for width in architecture_json["hidden"]),
@@ -291,8 +293,6 @@ def _hparams(
         "min_delta": float(settings.min_delta),
         "class_balance": settings.class_balance,
         "seed": int(settings.seed),
-        "augment_method": str(augment.get("method", "")),
-        "augment_min_samples": int(augment.get("min_samples", 0) or 0),
     }
 
 
@@ -644,4 +644,40 @@ def train_from_files(
         run_config,
         threads=threads,
         scale_in_place=True,  # the raw rows are not needed again: save a GTEx-sized copy
+    )
+
+
+def train_rule(
+    settings: TrainingSettings,
+    augmented: Sequence[str | os.PathLike[str]],
+    expression: Sequence[str | os.PathLike[str]],
+    samples_path: str | os.PathLike[str],
+    genes_path: str | os.PathLike[str],
+    weights_path: str | os.PathLike[str],
+    model_json_path: str | os.PathLike[str],
+    history_path: str | os.PathLike[str],
+    tensorboard_root: str | os.PathLike[str] = "results/tensorboard",
+    threads: int | None = None,
+) -> TrainResult:
+    """Rule ``train``: ``train_from_files`` with the rule's settings, logging TensorBoard events
+    into a new run directory under ``tensorboard_root`` (``naming.run_name``)."""
+    from datetime import datetime
+
+    from rnaseq_saliency.naming import run_name
+
+    run_dir = Path(tensorboard_root) / run_name(settings, datetime.now())
+    log.info("TensorBoard run: %s", run_dir)
+    return train_from_files(
+        augmented=augmented,
+        expression=expression,
+        samples_path=samples_path,
+        genes_path=genes_path,
+        weights_path=weights_path,
+        model_json_path=model_json_path,
+        history_path=history_path,
+        tensorboard_dir=run_dir,
+        model_cfg=settings.section("model"),
+        train_cfg=settings.section("train"),
+        run_config=settings.run_config(),
+        threads=threads,
     )

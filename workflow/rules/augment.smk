@@ -12,11 +12,7 @@ rule augment:
         "../../envs/data.yaml"
     params:
         tissue=lambda wildcards: wildcards.tissue,
-        method=config["augment"]["method"],
-        min_samples=config["augment"]["min_samples"],
-        noise_sigma=config["augment"]["noise_sigma"],
-        smote_k_neighbors=config["augment"]["smote_k_neighbors"],
-        seed=config["augment"]["seed"],
+        settings=AugmentSettings.from_config(config),
     script:
         "../../scripts/augment.py"
 
@@ -40,7 +36,6 @@ rule pca_augmentation:
     conda:
         "../../envs/data.yaml"
     params:
-        tissues=PCA_TISSUES,
-        method=config["augment"]["method"],
+        settings=PcaFigureSettings.from_config(config),
     script:
         "../../scripts/pca_augmentation.py"

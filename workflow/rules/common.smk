@@ -17,6 +17,20 @@ os.environ.update(
 
 from rnaseq_saliency import gtex  # noqa: E402
 from rnaseq_saliency.config import validate_config  # noqa: E402
+from rnaseq_saliency.settings import (  # noqa: E402
+    AugmentSettings,
+    DemoSettings,
+    EvaluateSettings,
+    GeneSelectionSettings,
+    PcaFigureSettings,
+    PredictSettings,
+    SaliencySettings,
+    SplitSettings,
+    TissueSelection,
+    TopGenesSettings,
+    TrainingSettings,
+    ValidationSettings,
+)
 from rnaseq_saliency.tissues import resolve_tissues  # noqa: E402
 
 validate_config(
@@ -31,12 +45,9 @@ if DATA["source"] == "demo" and RELEASE != "v8":
         "config key data.release: the demo dataset is built on GTEx v8 (GENCODE v26 ids); "
         "use release v8 with data.source demo"
     )
-# The PCA figure shows the configured pca_tissues that the run includes, so that choosing a few
-# data.tissues does not clash with the default; with none of them, the first three tissues.
-resolve_tissues(config["augment"]["pca_tissues"])  # an unknown label is still an error
-PCA_TISSUES = [t for t in config["augment"]["pca_tissues"] if t in TISSUES] or TISSUES[
-    :3
-]
+# Every rule's config values travel in settings objects (rnaseq_saliency.settings), built from
+# only the keys that rule reads, so a config edit reruns exactly what depends on it.
+PCA_TISSUES = PcaFigureSettings.from_config(config).tissues
 MEASURE = DATA["measure"]
 LAYOUT = DATA["layout"]
 
@@ -88,22 +99,12 @@ def augmented_files():
 
 
 def training_config():
-    """The config sections that shape a trained model, recorded in model.json.
-
-    Only these reach rule train's params, so that editing, say, saliency.top_n does not
-    retrain the model.
-    """
+    """The config sections that shape a trained model, which a sweep's best_config.yaml holds
+    (rule sweep_summary; the main workflow's rules take settings objects)."""
     return {
         key: config[key]
         for key in ("data", "demo", "split", "augment", "model", "train")
     }
-
-
-def tensorboard_run_name():
-    """A TensorBoard run per training configuration, so runs sit side by side in one view."""
-    from rnaseq_saliency.naming import run_name
-
-    return run_name(config)
 
 
 MODEL_FILES = multiext("results/model/model", ".safetensors", ".json")
@@ -130,9 +131,6 @@ def final_targets():
         "results/figures/pca_augmentation.png",
         *MODEL_FILES,
         "results/model/history.tsv",
-        # Requested, so that a new training configuration (a new run directory) retrains:
-        # Snakemake skips the params check of a job with an output it has no record of.
-        f"results/tensorboard/{tensorboard_run_name()}",
         "results/figures/training_curves.png",
         "results/evaluation/summary.json",
         "results/evaluation/confusion_matrix.png",
@@ -144,23 +142,6 @@ def final_targets():
         *predict,
         *SWEEP_TARGETS,  # empty unless sweep.enabled (workflow/rules/sweep.smk)
     ]
-
-
-def download_url(release, filename):
-    """The portal URL of a GTEx file name of the configured release and base URL."""
-    base = DATA["base_url"]
-    if filename == gtex.attributes_file_name(release):
-        return gtex.attributes_file_url(base, release)
-    if filename == gtex.gtf_file_name(release):
-        return gtex.gtf_file_url(base, release)
-    for measure in gtex.MEASURES:
-        if filename == gtex.matrix_file_name(release, measure):
-            return gtex.matrix_file_url(base, release, measure)
-    for tissue in resolve_tissues("all"):
-        for measure in gtex.MEASURES:
-            if filename == gtex.tissue_file_name(release, measure, tissue):
-                return gtex.tissue_file_url(base, release, measure, tissue)
-    raise ValueError(f"no GTEx {release} file is called {filename!r}")
 
 
 def marker_sets_file():

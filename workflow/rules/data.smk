@@ -18,12 +18,7 @@ rule demo:
     conda:
         "../../envs/data.yaml"
     params:
-        seed=config["demo"]["seed"],
-        n_genes=config["demo"]["n_genes"],
-        sample_scale=config["demo"]["sample_scale"],
-        min_samples_per_tissue=config["demo"]["min_samples_per_tissue"],
-        release=RELEASE,
-        measure=MEASURE,
+        settings=DemoSettings.from_config(config),
     script:
         "../../scripts/demo.py"
 
@@ -62,11 +57,6 @@ rule download:
     retries: 0
     conda:
         "../../envs/data.yaml"
-    params:
-        url=lambda wildcards: download_url(wildcards.release, wildcards.filename),
-        retries=DATA["download"]["retries"],
-        backoff_seconds=DATA["download"]["backoff_seconds"],
-        timeout_seconds=DATA["download"]["timeout_seconds"],
     script:
         "../../scripts/download.py"
 
@@ -84,7 +74,7 @@ rule select_genes:
     conda:
         "../../envs/data.yaml"
     params:
-        input_filter=DATA["input_filter"],
+        settings=GeneSelectionSettings.from_config(config),
     script:
         "../../scripts/select_genes.py"
 
@@ -128,7 +118,7 @@ else:
             "../../envs/data.yaml"
         threads: 2
         params:
-            tissues=TISSUES,
+            tissues=TissueSelection.from_config(config),
         script:
             "../../scripts/ingest_matrix.py"
 
@@ -151,6 +141,6 @@ rule expression_summary:
     conda:
         "../../envs/data.yaml"
     params:
-        tissues=TISSUES,
+        tissues=TissueSelection.from_config(config),
     script:
         "../../scripts/expression_summary.py"

@@ -46,7 +46,6 @@ rule evaluate:
         "../../envs/torch.yaml"
     threads: workflow.cores
     params:
-        test_opt=config["evaluate"]["test_opt"],
-        seed=config["train"]["seed"],
+        settings=EvaluateSettings.from_config(config),
     script:
         "../../scripts/evaluate.py"

@@ -31,14 +31,7 @@ rule predict:
         "../../envs/torch.yaml"
     threads: workflow.cores
     params:
-        max_missing_fraction=config["predict"]["max_missing_fraction"],
-        top_n=config["predict"]["top_n"],
-        method=config["saliency"]["method"],
-        abs=config["saliency"]["abs"],
-        batch_size=config["saliency"]["batch_size"],
-        ig_steps=config["saliency"]["ig_steps"],
-        smoothgrad_samples=config["saliency"]["smoothgrad_samples"],
-        smoothgrad_stdev=config["saliency"]["smoothgrad_stdev"],
-        seed=config["saliency"]["seed"],
+        saliency=SaliencySettings.from_config(config),
+        settings=PredictSettings.from_config(config),
     script:
         "../../scripts/predict.py"

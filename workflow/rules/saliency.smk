@@ -14,13 +14,7 @@ rule saliency:
         "../../envs/torch.yaml"
     params:
         tissue=lambda wildcards: wildcards.tissue,
-        method=config["saliency"]["method"],
-        abs=config["saliency"]["abs"],
-        batch_size=config["saliency"]["batch_size"],
-        ig_steps=config["saliency"]["ig_steps"],
-        smoothgrad_samples=config["saliency"]["smoothgrad_samples"],
-        smoothgrad_stdev=config["saliency"]["smoothgrad_stdev"],
-        seed=config["saliency"]["seed"],
+        settings=SaliencySettings.from_config(config),
     script:
         "../../scripts/saliency.py"
 
@@ -40,7 +34,7 @@ rule top_genes:
     conda:
         "../../envs/data.yaml"
     params:
-        tissues=TISSUES,
+        tissues=TissueSelection.from_config(config),
     script:
         "../../scripts/top_genes.py"
 
@@ -61,7 +55,7 @@ rule top_genes_per_tissue:
     conda:
         "../../envs/data.yaml"
     params:
-        top_n=config["saliency"]["top_n"],
+        settings=TopGenesSettings.from_config(config),
     script:
         "../../scripts/top_genes_per_tissue.py"
 
@@ -86,7 +80,7 @@ rule saliency_heatmap:
         "../../envs/data.yaml"
     params:
         tissue=lambda wildcards: wildcards.tissue,
-        top_n=config["saliency"]["top_n"],
+        settings=TopGenesSettings.from_config(config),
     script:
         "../../scripts/saliency_heatmap.py"
 
@@ -108,7 +102,7 @@ rule saliency_overview:
     conda:
         "../../envs/data.yaml"
     params:
-        top_n=config["saliency"]["top_n"],
+        settings=TopGenesSettings.from_config(config),
     script:
         "../../scripts/saliency_overview.py"
 
@@ -136,10 +130,6 @@ rule saliency_validation:
     conda:
         "../../envs/torch.yaml"
     params:
-        top_k=config["saliency"]["validation_top_k"],
-        batch_size=config["saliency"]["batch_size"],
-        method=config["saliency"]["method"],
-        abs=config["saliency"]["abs"],
-        seed=config["saliency"]["seed"],
+        settings=ValidationSettings.from_config(config),
     script:
         "../../scripts/saliency_validation.py"

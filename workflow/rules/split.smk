@@ -16,10 +16,7 @@ rule split:
     conda:
         "../../envs/data.yaml"
     params:
-        tissues=TISSUES,
-        test_fraction=config["split"]["test_fraction"],
-        val_fraction=config["split"]["val_fraction"],
-        group_by=config["split"]["group_by"],
-        seed=config["split"]["seed"],
+        tissues=TissueSelection.from_config(config),
+        settings=SplitSettings.from_config(config),
     script:
         "../../scripts/split.py"

@@ -8,7 +8,6 @@ rule train:
         weights="results/model/model.safetensors",
         model_json="results/model/model.json",
         history="results/model/history.tsv",
-        tensorboard=directory(f"results/tensorboard/{tensorboard_run_name()}"),
     log:
         "logs/train.log",
     benchmark:
@@ -19,9 +18,7 @@ rule train:
     resources:
         gpu=1,
     params:
-        model=config["model"],
-        train=config["train"],
-        run_config=training_config(),
+        settings=TrainingSettings.from_config(config),
     script:
         "../../scripts/train.py"
 
