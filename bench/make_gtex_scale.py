@@ -69,7 +69,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -114,10 +114,19 @@ def _protein_coding_table() -> list[list[str]]:
     return [line.split("\t") for line in text.splitlines()[1:]]
 
 
-def build_genes(
-    rng: np.random.Generator, n_coding: int, n_noncoding: int, n_profiled: int
-) -> demo.DemoGenes:
-    """The genes in genome order with their mean profiles (module docstring)."""
+class _Coding(NamedTuple):
+    """The protein-coding genes kept: profiled ones first, then others in genome order."""
+
+    table: list[list[str]]  # all of GENCODE v26's protein-coding genes
+    rows: list[list[str]]  # the kept ones
+    profile_of: dict[str, np.ndarray]  # HPA profile of each profiled gene id
+    n_others: int  # kept genes without a profile
+    n_tissues: int  # columns of a profile
+
+
+def _coding_genes(n_coding: int, n_profiled: int) -> _Coding:
+    """Check the gene counts; pick the profiled genes, then the first other protein-coding
+    genes in genome order."""
     if not 1 <= n_profiled <= min(n_coding, PROFILED_GENES):
         raise ValueError(
             f"--profiled-genes must be in 1..min(--coding-genes, {PROFILED_GENES}); "
@@ -131,12 +140,26 @@ def build_genes(
     # The profiled genes, then the first other protein-coding genes in genome order.
     others = [row for row in table if row[0] not in profile_of][: n_coding - n_profiled]
     coding = [row for row in table if row[0] in profile_of] + others
-    chroms = list(dict.fromkeys(row[2] for row in table))  # genome order: chr1..chr22 X Y M
-    n_tissues = profiled.profiles.shape[1]
+    return _Coding(table, coding, profile_of, len(others), profiled.profiles.shape[1])
 
-    # Synthetic non-coding genes: chromosomes in proportion to their protein-coding genes (no
-    # chrM: its 37 genes are all real), uniform positions up to the last protein-coding gene.
-    nuclear = [c for c in chroms if c != "chrM"]
+
+@dataclass(frozen=True)
+class _NonCoding:
+    """The synthetic non-coding genes, in drawing order."""
+
+    chrom: np.ndarray  # index into the nuclear chromosomes
+    start: np.ndarray
+    end: np.ndarray
+    strand: np.ndarray
+    gene_type: np.ndarray
+
+
+def _noncoding_genes(
+    rng: np.random.Generator, table: list[list[str]], nuclear: list[str], n_noncoding: int
+) -> _NonCoding:
+    """Draw the synthetic non-coding genes' chromosomes, positions, strands and types."""
+    # Chromosomes in proportion to their protein-coding genes (no chrM: its 37 genes are all
+    # real), uniform positions up to the last protein-coding gene.
     per_chrom = np.array([sum(row[2] == c for row in table) for c in nuclear], dtype=np.float64)
     chrom_end = np.array([max(int(row[4]) for row in table if row[2] == c) for c in nuclear])
     nc_chrom = rng.choice(len(nuclear), size=n_noncoding, p=per_chrom / per_chrom.sum())
@@ -146,27 +169,24 @@ def build_genes(
     nc_strand = rng.choice(["+", "-"], size=n_noncoding)
     weights = np.array(list(NONCODING_TYPES.values()), dtype=np.float64)
     nc_type = rng.choice(list(NONCODING_TYPES), size=n_noncoding, p=weights / weights.sum())
+    return _NonCoding(nc_chrom, nc_start, nc_end, nc_strand, nc_type)
 
-    def level(median_sd: tuple[float, float], n: int) -> np.ndarray:
-        median, sd = median_sd
-        return np.repeat(np.exp(rng.normal(math.log(median), sd, n))[:, None], n_tissues, axis=1)
 
-    coding_level = level(CODING_LEVEL, len(others))
-    nc_level = level(NONCODING_LEVEL, n_noncoding)
+def _flat_levels(
+    rng: np.random.Generator, median_sd: tuple[float, float], n: int, n_tissues: int
+) -> np.ndarray:
+    """Mean profiles of ``n`` genes without an HPA profile: one log-normal level per gene, the
+    same in every tissue."""
+    median, sd = median_sd
+    return np.repeat(np.exp(rng.normal(math.log(median), sd, n))[:, None], n_tissues, axis=1)
 
-    # Merge and sort by (chromosome, start); the protein-coding table comes first, so equal
-    # positions keep its order (lexsort is stable).
-    chrom_rank = {c: i for i, c in enumerate(chroms)}
-    rank = np.array(
-        [chrom_rank[row[2]] for row in coding] + [chrom_rank[nuclear[c]] for c in nc_chrom]
-    )
-    start = np.concatenate([np.array([int(row[3]) for row in coding], dtype=np.int64), nc_start])
-    end = np.concatenate([np.array([int(row[4]) for row in coding], dtype=np.int64), nc_end])
-    order = np.lexsort((start, rank))
+
+def _gene_rows(
+    order: np.ndarray, coding: list[list[str]], nc: _NonCoding, nuclear: list[str]
+) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+    """Ids, names, chromosomes, strands and types of the genes in ``order`` (indices into the
+    protein-coding rows, then the synthetic ones); synthetic genes are numbered in that order."""
     n_cod = len(coding)
-    profiles = np.concatenate(
-        [np.array([profile_of[row[0]] for row in coding[:n_profiled]]), coding_level, nc_level]
-    )[order]
     nc_rows = order[order >= n_cod] - n_cod  # synthetic genes, in genome order
     nc_number = {int(i): k for k, i in enumerate(nc_rows, start=1)}  # numbered in genome order
     ids, names, gchrom, strand, kinds = [], [], [], [], []
@@ -182,9 +202,39 @@ def build_genes(
             j = i - n_cod
             ids.append(SYNTHETIC_ID.format(nc_number[j]))
             names.append(SYNTHETIC_NAME.format(nc_number[j]))
-            gchrom.append(nuclear[nc_chrom[j]])
-            strand.append(str(nc_strand[j]))
-            kinds.append(str(nc_type[j]))
+            gchrom.append(nuclear[nc.chrom[j]])
+            strand.append(str(nc.strand[j]))
+            kinds.append(str(nc.gene_type[j]))
+    return ids, names, gchrom, strand, kinds
+
+
+def build_genes(
+    rng: np.random.Generator, n_coding: int, n_noncoding: int, n_profiled: int
+) -> demo.DemoGenes:
+    """The genes in genome order with their mean profiles (module docstring)."""
+    coding = _coding_genes(n_coding, n_profiled)
+    table = coding.table
+    chroms = list(dict.fromkeys(row[2] for row in table))  # genome order: chr1..chr22 X Y M
+    n_tissues = coding.n_tissues
+    nuclear = [c for c in chroms if c != "chrM"]
+    nc = _noncoding_genes(rng, table, nuclear, n_noncoding)
+    coding_level = _flat_levels(rng, CODING_LEVEL, coding.n_others, n_tissues)
+    nc_level = _flat_levels(rng, NONCODING_LEVEL, n_noncoding, n_tissues)
+
+    # Merge and sort by (chromosome, start); the protein-coding table comes first, so equal
+    # positions keep its order (lexsort is stable).
+    chrom_rank = {c: i for i, c in enumerate(chroms)}
+    rank = np.array(
+        [chrom_rank[row[2]] for row in coding.rows] + [chrom_rank[nuclear[c]] for c in nc.chrom]
+    )
+    start = np.concatenate(
+        [np.array([int(row[3]) for row in coding.rows], dtype=np.int64), nc.start]
+    )
+    end = np.concatenate([np.array([int(row[4]) for row in coding.rows], dtype=np.int64), nc.end])
+    order = np.lexsort((start, rank))
+    profiled = np.array([coding.profile_of[row[0]] for row in coding.rows[:n_profiled]])
+    profiles = np.concatenate([profiled, coding_level, nc_level])[order]
+    ids, names, gchrom, strand, kinds = _gene_rows(order, coding.rows, nc, nuclear)
     return demo.DemoGenes(
         gene_id=ids,
         gene_name=names,
