@@ -74,7 +74,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rnaseq_saliency import demo, gtex
-from rnaseq_saliency.tissues import tissue_table
+from rnaseq_saliency.tissues import Tissue, tissue_table
 
 V8_GENES = 56_200  # rows of every GTEx v8 per-tissue file
 V8_PROTEIN_CODING = 19_291
@@ -346,6 +346,134 @@ def write_tissue(task: TissueTask) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ the run
 
 
+class _Streams(NamedTuple):
+    """One independent random stream per part of the simulation; one seed per tissue."""
+
+    donor: np.random.Generator
+    assign: np.random.Generator
+    mean: np.random.Generator
+    gene: np.random.Generator
+    attr: np.random.Generator
+    genes: np.random.Generator
+    tissues: list[np.random.SeedSequence]
+
+
+def _streams(seed: int, n_tissues: int) -> _Streams:
+    """The run's random streams, all spawned from ``seed``."""
+    streams = np.random.SeedSequence(seed).spawn(6 + n_tissues)
+    donor_rng, assign_rng, mean_rng, gene_rng, attr_rng, genes_rng = (
+        np.random.default_rng(s) for s in streams[:6]
+    )
+    return _Streams(donor_rng, assign_rng, mean_rng, gene_rng, attr_rng, genes_rng, streams[6:])
+
+
+def _wanted_tissues(labels: list[str], tissues: Sequence[str] | None) -> list[str]:
+    """The tissues whose GCT files to write: all, or the given GTEx v8 labels."""
+    wanted = labels if tissues is None else list(tissues)
+    unknown = sorted(set(wanted) - set(labels))
+    if unknown:
+        raise ValueError(f"--tissues: not GTEx v8 tissue labels: {unknown}")
+    return wanted
+
+
+def _worker_state(
+    genes: demo.DemoGenes,
+    donors: demo.Donors,
+    means: np.ndarray,
+    gene_rng: np.random.Generator,
+    block_genes: int,
+    measure: str,
+) -> dict[str, Any]:
+    """The gene-wide arrays every tissue's worker needs; draws the genes' dispersions."""
+    dispersion = np.clip(
+        demo.DISPERSION_MEDIAN * np.exp(gene_rng.normal(0.0, 0.4, len(genes.gene_id))), 0.08, 1.5
+    )
+    return {
+        "gene_ids": genes.gene_id,
+        "gene_names": genes.gene_name,
+        "means": means,
+        "dispersion": dispersion,
+        "female_silent": np.array([chrom == "chrY" for chrom in genes.chrom]),
+        "male": donors.male,
+        "length": demo.effective_length(genes.start, genes.end),
+        "block_genes": block_genes,
+        "measure": measure,
+    }
+
+
+def _tissue_tasks(
+    out: Path,
+    measure: str,
+    table: Sequence[Tissue],
+    wanted: list[str],
+    streams: _Streams,
+    donors: demo.Donors,
+    chosen: dict[str, np.ndarray],
+) -> tuple[list[TissueTask], list[dict[str, str]], set[str]]:
+    """Every tissue's samples, and a task for each wanted one; returns the tasks, the tissues'
+    attribute rows and the sample codes taken."""
+    # Sample ids, heterogeneity and library sizes come from each tissue's stream here, in tissue
+    # order (sample codes must be unique across tissues); attributes follow from them.
+    labels = [t.label for t in table]
+    attr_rng = streams.attr
+    taken_sm: set[str] = set()
+    attributes: list[dict[str, str]] = []
+    tasks: list[TissueTask] = []
+    for tissue, tissue_seed in zip(table, streams.tissues, strict=True):
+        ids_seed, blocks_seed = tissue_seed.spawn(2)
+        rng = np.random.default_rng(ids_seed)
+        donor_rows = chosen[tissue.label]
+        site = f"{rng.integers(1, 3000):04d}"
+        codes = demo._random_codes(rng, donor_rows.size, 5, taken_sm)
+        sample_ids = [
+            f"{donors.ids[d]}-{site}-SM-{code}" for d, code in zip(donor_rows, codes, strict=True)
+        ]
+        library = demo.draw_library(rng, donor_rows.size)
+        task = TissueTask(
+            label=tissue.label,
+            column=labels.index(tissue.label),
+            donor_rows=donor_rows,
+            sample_ids=sample_ids,
+            heterogeneity=demo.draw_heterogeneity(rng),
+            library=library,
+            blocks_seed=blocks_seed,
+            path=str(out / gtex.tissue_file_name("v8", measure, tissue.label)),
+        )
+        if tissue.label in wanted:
+            tasks.append(task)
+        for i in np.argsort(sample_ids):
+            total = int(library[i] / 0.6)  # as the demo: ~60% of reads are counted in genes
+            attributes.append(demo._attribute_row(attr_rng, sample_ids[i], tissue, "RNASEQ", total))
+    return tasks, attributes, taken_sm
+
+
+def _write_tissues(
+    out: Path,
+    tasks: list[TissueTask],
+    state: dict[str, Any],
+    gene_rng: np.random.Generator,
+    n_donors: int,
+    processes: int,
+) -> list[dict[str, Any]]:
+    """Draw the donor effects into a temporary file, then write the tissues' GCT files, in
+    ``processes`` workers; returns what each worker reports."""
+    n_genes, block_genes = len(state["gene_ids"]), state["block_genes"]
+    tasks.sort(key=lambda task: -len(task.sample_ids))  # largest first: the pool ends together
+    with tempfile.TemporaryDirectory(prefix=".make_gtex_scale.", dir=out) as tmp:
+        donor_effect_path = os.path.join(tmp, "donor_effect.f32")
+        with open(donor_effect_path, "wb") as handle:
+            for first in range(0, n_genes, block_genes):
+                shape = (min(block_genes, n_genes - first), n_donors)
+                handle.write(gene_rng.standard_normal(shape, dtype=np.float32).tobytes())
+        if processes == 1:
+            _init_worker(state, donor_effect_path)
+            return [write_tissue(task) for task in tasks]
+        with multiprocessing.get_context("spawn").Pool(
+            processes, initializer=_init_worker, initargs=(state, donor_effect_path)
+        ) as pool:
+            return list(pool.imap_unordered(write_tissue, tasks, chunksize=1))
+
+
 def write_gtex_scale(
     out_dir: str | os.PathLike[str],
     *,
@@ -374,115 +502,32 @@ def write_gtex_scale(
     gtex.tissue_file_name(release, measure, "liver")  # validates measure
     table = tissue_table()
     labels = [t.label for t in table]
-    wanted = labels if tissues is None else list(tissues)
-    unknown = sorted(set(wanted) - set(labels))
-    if unknown:
-        raise ValueError(f"--tissues: not GTEx v8 tissue labels: {unknown}")
+    wanted = _wanted_tissues(labels, tissues)
     counts = demo.samples_per_tissue(1.0, 1)  # the real v8 counts
-    streams = np.random.SeedSequence(seed).spawn(6 + len(table))
-    donor_rng, assign_rng, mean_rng, gene_rng, attr_rng, genes_rng = (
-        np.random.default_rng(s) for s in streams[:6]
-    )
+    streams = _streams(seed, len(table))
 
-    genes = build_genes(genes_rng, n_coding, n_noncoding, n_profiled)
-    n_genes = len(genes.gene_id)
-    donors = demo.make_donors(donor_rng, counts, 1.0)
-    chosen = demo.assign_donors(assign_rng, donors, counts)
-    means = demo.tissue_means(mean_rng, genes.profiles)
-    dispersion = np.clip(
-        demo.DISPERSION_MEDIAN * np.exp(gene_rng.normal(0.0, 0.4, n_genes)), 0.08, 1.5
+    genes = build_genes(streams.genes, n_coding, n_noncoding, n_profiled)
+    donors = demo.make_donors(streams.donor, counts, 1.0)
+    chosen = demo.assign_donors(streams.assign, donors, counts)
+    means = demo.tissue_means(streams.mean, genes.profiles)
+    state = _worker_state(genes, donors, means, streams.gene, block_genes, measure)
+    tasks, attributes, taken_sm = _tissue_tasks(
+        out, measure, table, wanted, streams, donors, chosen
     )
-    state = {
-        "gene_ids": genes.gene_id,
-        "gene_names": genes.gene_name,
-        "means": means,
-        "dispersion": dispersion,
-        "female_silent": np.array([chrom == "chrY" for chrom in genes.chrom]),
-        "male": donors.male,
-        "length": demo.effective_length(genes.start, genes.end),
-        "block_genes": block_genes,
-        "measure": measure,
-    }
-
-    # Sample ids, heterogeneity and library sizes come from each tissue's stream here, in tissue
-    # order (sample codes must be unique across tissues); attributes follow from them.
-    taken_sm: set[str] = set()
-    attributes: list[dict[str, str]] = []
-    tasks: list[TissueTask] = []
-    for tissue, tissue_seed in zip(table, streams[6:], strict=True):
-        ids_seed, blocks_seed = tissue_seed.spawn(2)
-        rng = np.random.default_rng(ids_seed)
-        donor_rows = chosen[tissue.label]
-        site = f"{rng.integers(1, 3000):04d}"
-        codes = demo._random_codes(rng, donor_rows.size, 5, taken_sm)
-        sample_ids = [
-            f"{donors.ids[d]}-{site}-SM-{code}" for d, code in zip(donor_rows, codes, strict=True)
-        ]
-        library = demo.draw_library(rng, donor_rows.size)
-        task = TissueTask(
-            label=tissue.label,
-            column=labels.index(tissue.label),
-            donor_rows=donor_rows,
-            sample_ids=sample_ids,
-            heterogeneity=demo.draw_heterogeneity(rng),
-            library=library,
-            blocks_seed=blocks_seed,
-            path=str(out / gtex.tissue_file_name(release, measure, tissue.label)),
-        )
-        if tissue.label in wanted:
-            tasks.append(task)
-        for i in np.argsort(sample_ids):
-            total = int(library[i] / 0.6)  # as the demo: ~60% of reads are counted in genes
-            attributes.append(demo._attribute_row(attr_rng, sample_ids[i], tissue, "RNASEQ", total))
-    attributes.extend(demo._extra_attribute_rows(attr_rng, donors, table, taken_sm))
-    attributes.sort(key=lambda row: row["SAMPID"])
-    demo._write_table(
-        out / gtex.attributes_file_name(release),
-        demo.ATTRIBUTE_COLUMNS,
-        ([row.get(column, "") for column in demo.ATTRIBUTE_COLUMNS] for row in attributes),
-    )
-    demo._write_table(
-        out / demo.SUBJECT_FILE,
-        ("SUBJID", "SEX", "AGE", "DTHHRDY"),
-        sorted(
-            (donor, "1" if male else "2", age, hardy)
-            for donor, male, age, hardy in zip(
-                donors.ids, donors.male, donors.age, donors.hardy, strict=True
-            )
-        ),
-    )
+    attributes.extend(demo._extra_attribute_rows(streams.attr, donors, table, taken_sm))
+    demo._write_annotations(out, release, attributes, donors)
     demo.write_gtf(out / gtex.gtf_file_name(release), genes)
-    markers = demo.read_gmt(demo._read_package_text("hpa_tissue_enriched.gmt"))
-    specific = demo.tissue_specific_genes(means, genes.gene_id, labels, markers)
-    demo._write_table(
-        out / demo.SPECIFIC_GENES_FILE,
-        ("tissue", "gene_id", "gene_name"),
-        ((label, genes.gene_id[row], genes.gene_name[row]) for label, row in specific),
-    )
+    demo._write_specific_genes(out, means, genes, labels)
     setup_seconds = time.perf_counter() - started
     # Forked workers would inherit these; they need none of them.
-    del attributes, specific, markers, chosen
+    del attributes, chosen
 
-    tasks.sort(key=lambda task: -len(task.sample_ids))  # largest first: the pool ends together
-    with tempfile.TemporaryDirectory(prefix=".make_gtex_scale.", dir=out) as tmp:
-        donor_effect_path = os.path.join(tmp, "donor_effect.f32")
-        with open(donor_effect_path, "wb") as handle:
-            for first in range(0, n_genes, block_genes):
-                shape = (min(block_genes, n_genes - first), len(donors.ids))
-                handle.write(gene_rng.standard_normal(shape, dtype=np.float32).tobytes())
-        if processes == 1:
-            _init_worker(state, donor_effect_path)
-            results = [write_tissue(task) for task in tasks]
-        else:
-            with multiprocessing.get_context("spawn").Pool(
-                processes, initializer=_init_worker, initargs=(state, donor_effect_path)
-            ) as pool:
-                results = list(pool.imap_unordered(write_tissue, tasks, chunksize=1))
+    results = _write_tissues(out, tasks, state, streams.gene, len(donors.ids), processes)
     results.sort(key=lambda r: labels.index(r["tissue"]))
     return {
         "out_dir": str(out),
         "seed": seed,
-        "genes": n_genes,
+        "genes": len(genes.gene_id),
         "protein_coding_genes": sum(kind == "protein_coding" for kind in genes.gene_type or []),
         "donors": len(donors.ids),
         "samples_all_tissues": sum(counts.values()),
