@@ -624,18 +624,14 @@ def matrix_report(args, rows, gct: Path, loads) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(args, rows, layouts, files, n_pc, matrix_mib, loads) -> str:
-    """The Markdown section: what was run, on what, and the two tables."""
+def _report_intro(args, gct_mib: float, loads) -> list[str]:
+    """The section's heading, what was run on what, and how to read the steps table."""
     import pyarrow
 
-    floor = rows["zcat > /dev/null (the floor)"]["wall"]
-    floor_cpu = rows["zcat > /dev/null (the floor)"]["cpu"]
-    baseline = rows["baseline: imports + a 60-gene ingest"]
-    gct_mib = files["gct"].stat().st_size / 2**20
     full_size = (
         " (the size of v8 muscle_skeletal)" if (args.genes, args.samples) == (56_200, 803) else ""
     )
-    lines = [
+    return [
         SECTION,
         "",
         f"Input: a generated GTEx-format per-tissue GCT.gz, {args.genes:,} genes x "
@@ -656,6 +652,15 @@ def report(args, rows, layouts, files, n_pc, matrix_mib, loads) -> str:
         "do not grow with the file); `/ output`: that, divided by the size of the float32 "
         "matrix the step produces.",
         "",
+    ]
+
+
+def _steps_table(rows) -> list[str]:
+    """One line per measured step, against the zcat floor and the baseline process."""
+    floor = rows["zcat > /dev/null (the floor)"]["wall"]
+    floor_cpu = rows["zcat > /dev/null (the floor)"]["cpu"]
+    baseline = rows["baseline: imports + a 60-gene ingest"]
+    lines = [
         "| step | wall s | x floor | work s | work x floor | CPU s | work CPU s "
         "| work CPU x floor CPU | peak RSS MiB | above baseline MiB | / output |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -676,7 +681,12 @@ def report(args, rows, layouts, files, n_pc, matrix_mib, loads) -> str:
             f"{(row['rss_mib'] - baseline['rss_mib']) / row['out_mib']:.2f}" if measured else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
+    return lines
+
+
+def _layouts_table(args, layouts, n_pc: int, matrix_mib: float) -> list[str]:
+    """The Parquet layouts compared: write and read times, peak memory, file size."""
+    lines = [
         "",
         f"Parquet layouts for the {n_pc}-gene matrix that the ingest wrote ({args.samples} "
         f"samples, {matrix_mib:.0f} MiB as float32, zstd). Write: from the matrix in memory; "
@@ -692,31 +702,49 @@ def report(args, rows, layouts, files, n_pc, matrix_mib, loads) -> str:
             f"| {description} | {write['work']:.2f} | {write['delta_mib']:.0f} "
             f"| {read['work']:.3f} | {read['delta_mib'] - matrix_mib:.0f} | {size:.1f} |"
         )
+    return lines
 
-    def ratios(label: str) -> str:
-        row = rows[label]
-        return (
-            f"wall {row['wall'] / floor:.2f}x, work {row['work'] / floor:.2f}x, work CPU "
-            f"{row['work_cpu'] / floor_cpu:.2f}x the floor; memory above baseline "
-            f"{(row['rss_mib'] - baseline['rss_mib']) / row['out_mib']:.2f}x the output"
-        )
 
+def _ratios(rows, label: str) -> str:
+    """A step's times against the floor's and its memory against its output."""
+    floor = rows["zcat > /dev/null (the floor)"]["wall"]
+    floor_cpu = rows["zcat > /dev/null (the floor)"]["cpu"]
+    baseline = rows["baseline: imports + a 60-gene ingest"]
+    row = rows[label]
+    return (
+        f"wall {row['wall'] / floor:.2f}x, work {row['work'] / floor:.2f}x, work CPU "
+        f"{row['work_cpu'] / floor_cpu:.2f}x the floor; memory above baseline "
+        f"{(row['rss_mib'] - baseline['rss_mib']) / row['out_mib']:.2f}x the output"
+    )
+
+
+def _targets(args, rows, layouts, n_pc: int) -> list[str]:
+    """The headline steps against the targets, and what the Parquet write adds."""
     fixed_write = layouts[0][1]["delta_mib"]
     grouped_write = layouts[1][1]["delta_mib"]
-    lines += [
+    return [
         "",
         "Against the targets (within 2x of the floor; peak memory under 2x the output matrix):",
         "",
-        f"- `read_gct`, {n_pc} genes: {ratios(f'read_gct alone, {n_pc} genes')}.",
+        f"- `read_gct`, {n_pc} genes: {_ratios(rows, f'read_gct alone, {n_pc} genes')}.",
         f"- `ingest_tissue`, {n_pc} genes: "
-        f"{ratios(f'ingest_tissue, {n_pc} protein-coding genes')}; with threads=2: "
-        f"{ratios(f'ingest_tissue, {n_pc} genes, threads=2')}.",
+        f"{_ratios(rows, f'ingest_tissue, {n_pc} protein-coding genes')}; with threads=2: "
+        f"{_ratios(rows, f'ingest_tissue, {n_pc} genes, threads=2')}.",
         f"- `ingest_tissue`, all {args.genes} genes: "
-        f"{ratios(f'ingest_tissue, all {args.genes} genes')}.",
+        f"{_ratios(rows, f'ingest_tissue, all {args.genes} genes')}.",
         f"- Beyond the read, the Parquet write (`write_expression`) raises the peak by about "
         f"{fixed_write:.0f} MiB for the {n_pc}-gene matrix; 128-sample row groups bring that "
         f"to {grouped_write:.0f} MiB at the same file size (layout table).",
     ]
+
+
+def report(args, rows, layouts, files, n_pc, matrix_mib, loads) -> str:
+    """The Markdown section: what was run, on what, and the two tables."""
+    gct_mib = files["gct"].stat().st_size / 2**20
+    lines = _report_intro(args, gct_mib, loads)
+    lines += _steps_table(rows)
+    lines += _layouts_table(args, layouts, n_pc, matrix_mib)
+    lines += _targets(args, rows, layouts, n_pc)
     return "\n".join(lines) + "\n"
 
 

@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,29 +138,29 @@ def adapter_imports(script: Path) -> str:
 # ------------------------------------------------- demo inputs (run in a child process)
 
 
-def prepare(work: Path, rules: dict[str, str]) -> None:
-    """Write the demo inputs and, per rule, the layer scripts under ``work/jobs/<rule>/``."""
-    import numpy as np
-    import yaml
-    from snakemake.iocontainers import (
-        InputFiles,
-        Log,
-        OutputFiles,
-        Params,
-        ResourceList,
-        Wildcards,
-    )
-    from snakemake.script import PythonScript
-    from snakemake.sourcecache import LocalSourceFile
+@dataclass(frozen=True)
+class _Inputs:
+    """The data files the per-tissue rules' adapters read, written under the work directory."""
 
-    from rnaseq_saliency import demo, gtex, model
+    gct: dict[str, Path]  # per tissue
+    attributes: Path
+    genes_tsv: Path
+    expression: dict[str, Path]  # per tissue
+    samples_tsv: Path
+    predictions_tsv: Path
+
+
+def _write_demo_inputs(
+    work: Path, config: dict[str, Any], tissues: list[str]
+) -> tuple[_Inputs, list[Any]]:
+    """The demo dataset, the gene selection, the tissues' expression files and a split in which
+    every fifth sample is a (correctly predicted) test sample. Returns the inputs and the
+    non-test rows, for the model's scaler."""
+    from rnaseq_saliency import demo, gtex
     from rnaseq_saliency.expression import read_expression
-    from rnaseq_saliency.genes import read_selected_genes, select_genes, write_selected_genes
+    from rnaseq_saliency.genes import select_genes, write_selected_genes
     from rnaseq_saliency.ingest import ingest_tissue
-    from rnaseq_saliency.saliency import run_tissue_saliency, run_top_genes
-    from rnaseq_saliency.tissues import tissue_table
 
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
     release, measure = config["data"]["release"], config["data"]["measure"]
     raw = work / "raw"
     d = config["demo"]
@@ -178,7 +179,6 @@ def prepare(work: Path, rules: dict[str, str]) -> None:
     selected, _ = select_genes(gtf, config["data"]["input_filter"])
     write_selected_genes(selected, genes_tsv)
 
-    tissues = [TISSUE, OTHER_TISSUE]
     gct = {t: raw / gtex.tissue_file_name(release, measure, t) for t in tissues}
     expression = {t: work / "expression" / f"{t}.parquet" for t in tissues}
     samples_rows, prediction_rows, train_blocks = [], [], []
@@ -200,8 +200,21 @@ def prepare(work: Path, rules: dict[str, str]) -> None:
         ("sample_id", "tissue", "split", "predicted", "probability", "correct"),
         prediction_rows,
     )
+    inputs = _Inputs(gct, attributes, genes_tsv, expression, samples_tsv, predictions_tsv)
+    return inputs, train_blocks
 
-    genes = read_selected_genes(genes_tsv)
+
+def _write_model(
+    work: Path, config: dict[str, Any], inputs: _Inputs, train_blocks: list[Any]
+) -> Path:
+    """An untrained model of the configured architecture, scaled on the non-test rows."""
+    import numpy as np
+
+    from rnaseq_saliency import model
+    from rnaseq_saliency.genes import read_selected_genes
+    from rnaseq_saliency.tissues import tissue_table
+
+    genes = read_selected_genes(inputs.genes_tsv)
     labels = [t.label for t in tissue_table()]
     architecture = model.architecture_from_config(len(genes), len(labels), config["model"])
     network = model.network_from_architecture(architecture)
@@ -215,8 +228,13 @@ def prepare(work: Path, rules: dict[str, str]) -> None:
         genes["gene_name"].tolist(),
         labels,
     )
+    return model_dir
+
+
+def _saliency_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The saliency rule's params from the config."""
     sal = config["saliency"]
-    saliency_options = {
+    return {
         "method": sal["method"],
         "abs": sal["abs"],
         "batch_size": sal["batch_size"],
@@ -225,26 +243,61 @@ def prepare(work: Path, rules: dict[str, str]) -> None:
         "smoothgrad_stdev": sal["smoothgrad_stdev"],
         "seed": sal["seed"],
     }
+
+
+def _write_saliency(
+    work: Path,
+    inputs: _Inputs,
+    model_dir: Path,
+    tissues: list[str],
+    saliency_options: dict[str, Any],
+) -> tuple[Path, Path]:
+    """The tissues' saliency files, then the top-genes table and mean matrix made from them."""
+    from rnaseq_saliency.saliency import run_tissue_saliency, run_top_genes
+
     saliency_files = [work / "saliency" / f"{t}.parquet" for t in tissues]
     for t, out in zip(tissues, saliency_files, strict=True):
         run_tissue_saliency(
-            model_dir, predictions_tsv, expression[t], out, t, threads=1, **saliency_options
+            model_dir,
+            inputs.predictions_tsv,
+            inputs.expression[t],
+            out,
+            t,
+            threads=1,
+            **saliency_options,
         )
     top_genes, mean_matrix = work / "top_genes.tsv", work / "mean_saliency.parquet"
-    run_top_genes(saliency_files, tissues, genes_tsv, top_genes, mean_matrix)
+    run_top_genes(saliency_files, tissues, inputs.genes_tsv, top_genes, mean_matrix)
+    return top_genes, mean_matrix
+
+
+def _rule_specs(
+    work: Path,
+    config: dict[str, Any],
+    inputs: _Inputs,
+    model_dir: Path,
+    saliency_tables: tuple[Path, Path],
+    saliency_options: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """What each known per-tissue rule's adapter reads (the rule's input, output and params
+    names): a rule this table lacks is timed up to its imports only."""
+    from rnaseq_saliency import model
 
     aug = config["augment"]
     out = work / "jobs-out"
-    # What each known per-tissue rule's adapter reads (the rule's input, output and params
-    # names): a rule this table lacks is timed up to its imports only.
-    specs: dict[str, dict[str, Any]] = {
+    top_genes, mean_matrix = saliency_tables
+    return {
         "ingest": {
-            "input": {"gct": gct[TISSUE], "attributes": attributes, "genes": genes_tsv},
+            "input": {
+                "gct": inputs.gct[TISSUE],
+                "attributes": inputs.attributes,
+                "genes": inputs.genes_tsv,
+            },
             "output": [out / "expression" / f"{TISSUE}.parquet"],
             "params": {"tissue": TISSUE},
         },
         "augment": {
-            "input": {"expression": expression[TISSUE], "samples": samples_tsv},
+            "input": {"expression": inputs.expression[TISSUE], "samples": inputs.samples_tsv},
             "output": [out / "augmented" / f"{TISSUE}.parquet"],
             "params": {
                 "tissue": TISSUE,
@@ -259,8 +312,8 @@ def prepare(work: Path, rules: dict[str, str]) -> None:
             "input": {
                 "weights": model_dir / model.WEIGHTS_FILE,
                 "model_json": model_dir / "model.json",
-                "predictions": predictions_tsv,
-                "expression": expression[TISSUE],
+                "predictions": inputs.predictions_tsv,
+                "expression": inputs.expression[TISSUE],
             },
             "output": [out / "saliency" / f"{TISSUE}.parquet"],
             "params": {"tissue": TISSUE, **saliency_options},
@@ -268,41 +321,69 @@ def prepare(work: Path, rules: dict[str, str]) -> None:
         "saliency_heatmap": {
             "input": {"top_genes": top_genes, "mean_matrix": mean_matrix},
             "output": [out / "heatmaps" / f"{TISSUE}.png"],
-            "params": {"tissue": TISSUE, "top_n": sal["top_n"]},
+            "params": {"tissue": TISSUE, "top_n": config["saliency"]["top_n"]},
         },
     }
+
+
+def _preamble(
+    work: Path, config: dict[str, Any], rule: str, source_path: Path, spec: dict[str, Any]
+) -> str:
+    """The preamble Snakemake puts before a rule's script, for one job of ``rule``."""
+    from snakemake.iocontainers import (
+        InputFiles,
+        Log,
+        OutputFiles,
+        Params,
+        ResourceList,
+        Wildcards,
+    )
+    from snakemake.script import PythonScript
+    from snakemake.sourcecache import LocalSourceFile
+
+    return PythonScript.generate_preamble(
+        LocalSourceFile(str(source_path)),
+        None,
+        None,
+        str(ROOT),
+        InputFiles(fromdict={k: str(v) for k, v in spec["input"].items()}),
+        OutputFiles([str(p) for p in spec["output"]]),
+        Params(fromdict=spec["params"]),
+        Wildcards(fromdict={"tissue": TISSUE}),
+        1,
+        ResourceList(fromdict={"_cores": 1, "_nodes": 1}),
+        Log([str(work / "logs" / f"{rule}.log")]),
+        config,
+        rule,
+        None,
+        None,
+        None,
+        None,
+        None,
+        0,
+        None,
+        True,
+        None,
+        True,
+        # As PythonScript.get_preamble: the adapter sees its own path as __file__.
+        preamble_addendum=f"__real_file__ = __file__; __file__ = {str(source_path)!r};",
+    )
+
+
+def _write_layer_scripts(
+    work: Path,
+    config: dict[str, Any],
+    rules: dict[str, str],
+    specs: dict[str, dict[str, Any]],
+) -> None:
+    """Per rule, the layer scripts under ``work/jobs/<rule>/``: the preamble alone, with the
+    adapter's imports, and (for rules in ``specs``) with the whole adapter."""
     (work / "jobs").mkdir(exist_ok=True)
     (work / "jobs" / "empty.py").write_text("", encoding="utf-8")
     for rule, script in rules.items():
         spec = specs.get(rule, {"input": {}, "output": [], "params": {"tissue": TISSUE}})
         source_path = ROOT / script
-        preamble = PythonScript.generate_preamble(
-            LocalSourceFile(str(source_path)),
-            None,
-            None,
-            str(ROOT),
-            InputFiles(fromdict={k: str(v) for k, v in spec["input"].items()}),
-            OutputFiles([str(p) for p in spec["output"]]),
-            Params(fromdict=spec["params"]),
-            Wildcards(fromdict={"tissue": TISSUE}),
-            1,
-            ResourceList(fromdict={"_cores": 1, "_nodes": 1}),
-            Log([str(work / "logs" / f"{rule}.log")]),
-            config,
-            rule,
-            None,
-            None,
-            None,
-            None,
-            None,
-            0,
-            None,
-            True,
-            None,
-            True,
-            # As PythonScript.get_preamble: the adapter sees its own path as __file__.
-            preamble_addendum=f"__real_file__ = __file__; __file__ = {str(source_path)!r};",
-        )
+        preamble = _preamble(work, config, rule, source_path, spec)
         layers = {
             "preamble": preamble,
             "imports": preamble + adapter_imports(source_path) + "\n",
@@ -313,6 +394,20 @@ def prepare(work: Path, rules: dict[str, str]) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         for layer, text in layers.items():
             (directory / f"{layer}.py").write_text(text, encoding="utf-8")
+
+
+def prepare(work: Path, rules: dict[str, str]) -> None:
+    """Write the demo inputs and, per rule, the layer scripts under ``work/jobs/<rule>/``."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+    tissues = [TISSUE, OTHER_TISSUE]
+    inputs, train_blocks = _write_demo_inputs(work, config, tissues)
+    model_dir = _write_model(work, config, inputs, train_blocks)
+    saliency_options = _saliency_options(config)
+    saliency_tables = _write_saliency(work, inputs, model_dir, tissues, saliency_options)
+    specs = _rule_specs(work, config, inputs, model_dir, saliency_tables, saliency_options)
+    _write_layer_scripts(work, config, rules, specs)
 
 
 def write_tsv(path: Path, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

@@ -69,12 +69,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from rnaseq_saliency import demo, gtex
-from rnaseq_saliency.tissues import tissue_table
+from rnaseq_saliency.tissues import Tissue, tissue_table
 
 V8_GENES = 56_200  # rows of every GTEx v8 per-tissue file
 V8_PROTEIN_CODING = 19_291
@@ -114,10 +114,19 @@ def _protein_coding_table() -> list[list[str]]:
     return [line.split("\t") for line in text.splitlines()[1:]]
 
 
-def build_genes(
-    rng: np.random.Generator, n_coding: int, n_noncoding: int, n_profiled: int
-) -> demo.DemoGenes:
-    """The genes in genome order with their mean profiles (module docstring)."""
+class _Coding(NamedTuple):
+    """The protein-coding genes kept: profiled ones first, then others in genome order."""
+
+    table: list[list[str]]  # all of GENCODE v26's protein-coding genes
+    rows: list[list[str]]  # the kept ones
+    profile_of: dict[str, np.ndarray]  # HPA profile of each profiled gene id
+    n_others: int  # kept genes without a profile
+    n_tissues: int  # columns of a profile
+
+
+def _coding_genes(n_coding: int, n_profiled: int) -> _Coding:
+    """Check the gene counts; pick the profiled genes, then the first other protein-coding
+    genes in genome order."""
     if not 1 <= n_profiled <= min(n_coding, PROFILED_GENES):
         raise ValueError(
             f"--profiled-genes must be in 1..min(--coding-genes, {PROFILED_GENES}); "
@@ -131,12 +140,26 @@ def build_genes(
     # The profiled genes, then the first other protein-coding genes in genome order.
     others = [row for row in table if row[0] not in profile_of][: n_coding - n_profiled]
     coding = [row for row in table if row[0] in profile_of] + others
-    chroms = list(dict.fromkeys(row[2] for row in table))  # genome order: chr1..chr22 X Y M
-    n_tissues = profiled.profiles.shape[1]
+    return _Coding(table, coding, profile_of, len(others), profiled.profiles.shape[1])
 
-    # Synthetic non-coding genes: chromosomes in proportion to their protein-coding genes (no
-    # chrM: its 37 genes are all real), uniform positions up to the last protein-coding gene.
-    nuclear = [c for c in chroms if c != "chrM"]
+
+@dataclass(frozen=True)
+class _NonCoding:
+    """The synthetic non-coding genes, in drawing order."""
+
+    chrom: np.ndarray  # index into the nuclear chromosomes
+    start: np.ndarray
+    end: np.ndarray
+    strand: np.ndarray
+    gene_type: np.ndarray
+
+
+def _noncoding_genes(
+    rng: np.random.Generator, table: list[list[str]], nuclear: list[str], n_noncoding: int
+) -> _NonCoding:
+    """Draw the synthetic non-coding genes' chromosomes, positions, strands and types."""
+    # Chromosomes in proportion to their protein-coding genes (no chrM: its 37 genes are all
+    # real), uniform positions up to the last protein-coding gene.
     per_chrom = np.array([sum(row[2] == c for row in table) for c in nuclear], dtype=np.float64)
     chrom_end = np.array([max(int(row[4]) for row in table if row[2] == c) for c in nuclear])
     nc_chrom = rng.choice(len(nuclear), size=n_noncoding, p=per_chrom / per_chrom.sum())
@@ -146,27 +169,24 @@ def build_genes(
     nc_strand = rng.choice(["+", "-"], size=n_noncoding)
     weights = np.array(list(NONCODING_TYPES.values()), dtype=np.float64)
     nc_type = rng.choice(list(NONCODING_TYPES), size=n_noncoding, p=weights / weights.sum())
+    return _NonCoding(nc_chrom, nc_start, nc_end, nc_strand, nc_type)
 
-    def level(median_sd: tuple[float, float], n: int) -> np.ndarray:
-        median, sd = median_sd
-        return np.repeat(np.exp(rng.normal(math.log(median), sd, n))[:, None], n_tissues, axis=1)
 
-    coding_level = level(CODING_LEVEL, len(others))
-    nc_level = level(NONCODING_LEVEL, n_noncoding)
+def _flat_levels(
+    rng: np.random.Generator, median_sd: tuple[float, float], n: int, n_tissues: int
+) -> np.ndarray:
+    """Mean profiles of ``n`` genes without an HPA profile: one log-normal level per gene, the
+    same in every tissue."""
+    median, sd = median_sd
+    return np.repeat(np.exp(rng.normal(math.log(median), sd, n))[:, None], n_tissues, axis=1)
 
-    # Merge and sort by (chromosome, start); the protein-coding table comes first, so equal
-    # positions keep its order (lexsort is stable).
-    chrom_rank = {c: i for i, c in enumerate(chroms)}
-    rank = np.array(
-        [chrom_rank[row[2]] for row in coding] + [chrom_rank[nuclear[c]] for c in nc_chrom]
-    )
-    start = np.concatenate([np.array([int(row[3]) for row in coding], dtype=np.int64), nc_start])
-    end = np.concatenate([np.array([int(row[4]) for row in coding], dtype=np.int64), nc_end])
-    order = np.lexsort((start, rank))
+
+def _gene_rows(
+    order: np.ndarray, coding: list[list[str]], nc: _NonCoding, nuclear: list[str]
+) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+    """Ids, names, chromosomes, strands and types of the genes in ``order`` (indices into the
+    protein-coding rows, then the synthetic ones); synthetic genes are numbered in that order."""
     n_cod = len(coding)
-    profiles = np.concatenate(
-        [np.array([profile_of[row[0]] for row in coding[:n_profiled]]), coding_level, nc_level]
-    )[order]
     nc_rows = order[order >= n_cod] - n_cod  # synthetic genes, in genome order
     nc_number = {int(i): k for k, i in enumerate(nc_rows, start=1)}  # numbered in genome order
     ids, names, gchrom, strand, kinds = [], [], [], [], []
@@ -182,9 +202,39 @@ def build_genes(
             j = i - n_cod
             ids.append(SYNTHETIC_ID.format(nc_number[j]))
             names.append(SYNTHETIC_NAME.format(nc_number[j]))
-            gchrom.append(nuclear[nc_chrom[j]])
-            strand.append(str(nc_strand[j]))
-            kinds.append(str(nc_type[j]))
+            gchrom.append(nuclear[nc.chrom[j]])
+            strand.append(str(nc.strand[j]))
+            kinds.append(str(nc.gene_type[j]))
+    return ids, names, gchrom, strand, kinds
+
+
+def build_genes(
+    rng: np.random.Generator, n_coding: int, n_noncoding: int, n_profiled: int
+) -> demo.DemoGenes:
+    """The genes in genome order with their mean profiles (module docstring)."""
+    coding = _coding_genes(n_coding, n_profiled)
+    table = coding.table
+    chroms = list(dict.fromkeys(row[2] for row in table))  # genome order: chr1..chr22 X Y M
+    n_tissues = coding.n_tissues
+    nuclear = [c for c in chroms if c != "chrM"]
+    nc = _noncoding_genes(rng, table, nuclear, n_noncoding)
+    coding_level = _flat_levels(rng, CODING_LEVEL, coding.n_others, n_tissues)
+    nc_level = _flat_levels(rng, NONCODING_LEVEL, n_noncoding, n_tissues)
+
+    # Merge and sort by (chromosome, start); the protein-coding table comes first, so equal
+    # positions keep its order (lexsort is stable).
+    chrom_rank = {c: i for i, c in enumerate(chroms)}
+    rank = np.array(
+        [chrom_rank[row[2]] for row in coding.rows] + [chrom_rank[nuclear[c]] for c in nc.chrom]
+    )
+    start = np.concatenate(
+        [np.array([int(row[3]) for row in coding.rows], dtype=np.int64), nc.start]
+    )
+    end = np.concatenate([np.array([int(row[4]) for row in coding.rows], dtype=np.int64), nc.end])
+    order = np.lexsort((start, rank))
+    profiled = np.array([coding.profile_of[row[0]] for row in coding.rows[:n_profiled]])
+    profiles = np.concatenate([profiled, coding_level, nc_level])[order]
+    ids, names, gchrom, strand, kinds = _gene_rows(order, coding.rows, nc, nuclear)
     return demo.DemoGenes(
         gene_id=ids,
         gene_name=names,
@@ -296,6 +346,134 @@ def write_tissue(task: TissueTask) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ the run
 
 
+class _Streams(NamedTuple):
+    """One independent random stream per part of the simulation; one seed per tissue."""
+
+    donor: np.random.Generator
+    assign: np.random.Generator
+    mean: np.random.Generator
+    gene: np.random.Generator
+    attr: np.random.Generator
+    genes: np.random.Generator
+    tissues: list[np.random.SeedSequence]
+
+
+def _streams(seed: int, n_tissues: int) -> _Streams:
+    """The run's random streams, all spawned from ``seed``."""
+    streams = np.random.SeedSequence(seed).spawn(6 + n_tissues)
+    donor_rng, assign_rng, mean_rng, gene_rng, attr_rng, genes_rng = (
+        np.random.default_rng(s) for s in streams[:6]
+    )
+    return _Streams(donor_rng, assign_rng, mean_rng, gene_rng, attr_rng, genes_rng, streams[6:])
+
+
+def _wanted_tissues(labels: list[str], tissues: Sequence[str] | None) -> list[str]:
+    """The tissues whose GCT files to write: all, or the given GTEx v8 labels."""
+    wanted = labels if tissues is None else list(tissues)
+    unknown = sorted(set(wanted) - set(labels))
+    if unknown:
+        raise ValueError(f"--tissues: not GTEx v8 tissue labels: {unknown}")
+    return wanted
+
+
+def _worker_state(
+    genes: demo.DemoGenes,
+    donors: demo.Donors,
+    means: np.ndarray,
+    gene_rng: np.random.Generator,
+    block_genes: int,
+    measure: str,
+) -> dict[str, Any]:
+    """The gene-wide arrays every tissue's worker needs; draws the genes' dispersions."""
+    dispersion = np.clip(
+        demo.DISPERSION_MEDIAN * np.exp(gene_rng.normal(0.0, 0.4, len(genes.gene_id))), 0.08, 1.5
+    )
+    return {
+        "gene_ids": genes.gene_id,
+        "gene_names": genes.gene_name,
+        "means": means,
+        "dispersion": dispersion,
+        "female_silent": np.array([chrom == "chrY" for chrom in genes.chrom]),
+        "male": donors.male,
+        "length": demo.effective_length(genes.start, genes.end),
+        "block_genes": block_genes,
+        "measure": measure,
+    }
+
+
+def _tissue_tasks(
+    out: Path,
+    measure: str,
+    table: Sequence[Tissue],
+    wanted: list[str],
+    streams: _Streams,
+    donors: demo.Donors,
+    chosen: dict[str, np.ndarray],
+) -> tuple[list[TissueTask], list[dict[str, str]], set[str]]:
+    """Every tissue's samples, and a task for each wanted one; returns the tasks, the tissues'
+    attribute rows and the sample codes taken."""
+    # Sample ids, heterogeneity and library sizes come from each tissue's stream here, in tissue
+    # order (sample codes must be unique across tissues); attributes follow from them.
+    labels = [t.label for t in table]
+    attr_rng = streams.attr
+    taken_sm: set[str] = set()
+    attributes: list[dict[str, str]] = []
+    tasks: list[TissueTask] = []
+    for tissue, tissue_seed in zip(table, streams.tissues, strict=True):
+        ids_seed, blocks_seed = tissue_seed.spawn(2)
+        rng = np.random.default_rng(ids_seed)
+        donor_rows = chosen[tissue.label]
+        site = f"{rng.integers(1, 3000):04d}"
+        codes = demo._random_codes(rng, donor_rows.size, 5, taken_sm)
+        sample_ids = [
+            f"{donors.ids[d]}-{site}-SM-{code}" for d, code in zip(donor_rows, codes, strict=True)
+        ]
+        library = demo.draw_library(rng, donor_rows.size)
+        task = TissueTask(
+            label=tissue.label,
+            column=labels.index(tissue.label),
+            donor_rows=donor_rows,
+            sample_ids=sample_ids,
+            heterogeneity=demo.draw_heterogeneity(rng),
+            library=library,
+            blocks_seed=blocks_seed,
+            path=str(out / gtex.tissue_file_name("v8", measure, tissue.label)),
+        )
+        if tissue.label in wanted:
+            tasks.append(task)
+        for i in np.argsort(sample_ids):
+            total = int(library[i] / 0.6)  # as the demo: ~60% of reads are counted in genes
+            attributes.append(demo._attribute_row(attr_rng, sample_ids[i], tissue, "RNASEQ", total))
+    return tasks, attributes, taken_sm
+
+
+def _write_tissues(
+    out: Path,
+    tasks: list[TissueTask],
+    state: dict[str, Any],
+    gene_rng: np.random.Generator,
+    n_donors: int,
+    processes: int,
+) -> list[dict[str, Any]]:
+    """Draw the donor effects into a temporary file, then write the tissues' GCT files, in
+    ``processes`` workers; returns what each worker reports."""
+    n_genes, block_genes = len(state["gene_ids"]), state["block_genes"]
+    tasks.sort(key=lambda task: -len(task.sample_ids))  # largest first: the pool ends together
+    with tempfile.TemporaryDirectory(prefix=".make_gtex_scale.", dir=out) as tmp:
+        donor_effect_path = os.path.join(tmp, "donor_effect.f32")
+        with open(donor_effect_path, "wb") as handle:
+            for first in range(0, n_genes, block_genes):
+                shape = (min(block_genes, n_genes - first), n_donors)
+                handle.write(gene_rng.standard_normal(shape, dtype=np.float32).tobytes())
+        if processes == 1:
+            _init_worker(state, donor_effect_path)
+            return [write_tissue(task) for task in tasks]
+        with multiprocessing.get_context("spawn").Pool(
+            processes, initializer=_init_worker, initargs=(state, donor_effect_path)
+        ) as pool:
+            return list(pool.imap_unordered(write_tissue, tasks, chunksize=1))
+
+
 def write_gtex_scale(
     out_dir: str | os.PathLike[str],
     *,
@@ -324,115 +502,32 @@ def write_gtex_scale(
     gtex.tissue_file_name(release, measure, "liver")  # validates measure
     table = tissue_table()
     labels = [t.label for t in table]
-    wanted = labels if tissues is None else list(tissues)
-    unknown = sorted(set(wanted) - set(labels))
-    if unknown:
-        raise ValueError(f"--tissues: not GTEx v8 tissue labels: {unknown}")
+    wanted = _wanted_tissues(labels, tissues)
     counts = demo.samples_per_tissue(1.0, 1)  # the real v8 counts
-    streams = np.random.SeedSequence(seed).spawn(6 + len(table))
-    donor_rng, assign_rng, mean_rng, gene_rng, attr_rng, genes_rng = (
-        np.random.default_rng(s) for s in streams[:6]
-    )
+    streams = _streams(seed, len(table))
 
-    genes = build_genes(genes_rng, n_coding, n_noncoding, n_profiled)
-    n_genes = len(genes.gene_id)
-    donors = demo.make_donors(donor_rng, counts, 1.0)
-    chosen = demo.assign_donors(assign_rng, donors, counts)
-    means = demo.tissue_means(mean_rng, genes.profiles)
-    dispersion = np.clip(
-        demo.DISPERSION_MEDIAN * np.exp(gene_rng.normal(0.0, 0.4, n_genes)), 0.08, 1.5
+    genes = build_genes(streams.genes, n_coding, n_noncoding, n_profiled)
+    donors = demo.make_donors(streams.donor, counts, 1.0)
+    chosen = demo.assign_donors(streams.assign, donors, counts)
+    means = demo.tissue_means(streams.mean, genes.profiles)
+    state = _worker_state(genes, donors, means, streams.gene, block_genes, measure)
+    tasks, attributes, taken_sm = _tissue_tasks(
+        out, measure, table, wanted, streams, donors, chosen
     )
-    state = {
-        "gene_ids": genes.gene_id,
-        "gene_names": genes.gene_name,
-        "means": means,
-        "dispersion": dispersion,
-        "female_silent": np.array([chrom == "chrY" for chrom in genes.chrom]),
-        "male": donors.male,
-        "length": demo.effective_length(genes.start, genes.end),
-        "block_genes": block_genes,
-        "measure": measure,
-    }
-
-    # Sample ids, heterogeneity and library sizes come from each tissue's stream here, in tissue
-    # order (sample codes must be unique across tissues); attributes follow from them.
-    taken_sm: set[str] = set()
-    attributes: list[dict[str, str]] = []
-    tasks: list[TissueTask] = []
-    for tissue, tissue_seed in zip(table, streams[6:], strict=True):
-        ids_seed, blocks_seed = tissue_seed.spawn(2)
-        rng = np.random.default_rng(ids_seed)
-        donor_rows = chosen[tissue.label]
-        site = f"{rng.integers(1, 3000):04d}"
-        codes = demo._random_codes(rng, donor_rows.size, 5, taken_sm)
-        sample_ids = [
-            f"{donors.ids[d]}-{site}-SM-{code}" for d, code in zip(donor_rows, codes, strict=True)
-        ]
-        library = demo.draw_library(rng, donor_rows.size)
-        task = TissueTask(
-            label=tissue.label,
-            column=labels.index(tissue.label),
-            donor_rows=donor_rows,
-            sample_ids=sample_ids,
-            heterogeneity=demo.draw_heterogeneity(rng),
-            library=library,
-            blocks_seed=blocks_seed,
-            path=str(out / gtex.tissue_file_name(release, measure, tissue.label)),
-        )
-        if tissue.label in wanted:
-            tasks.append(task)
-        for i in np.argsort(sample_ids):
-            total = int(library[i] / 0.6)  # as the demo: ~60% of reads are counted in genes
-            attributes.append(demo._attribute_row(attr_rng, sample_ids[i], tissue, "RNASEQ", total))
-    attributes.extend(demo._extra_attribute_rows(attr_rng, donors, table, taken_sm))
-    attributes.sort(key=lambda row: row["SAMPID"])
-    demo._write_table(
-        out / gtex.attributes_file_name(release),
-        demo.ATTRIBUTE_COLUMNS,
-        ([row.get(column, "") for column in demo.ATTRIBUTE_COLUMNS] for row in attributes),
-    )
-    demo._write_table(
-        out / demo.SUBJECT_FILE,
-        ("SUBJID", "SEX", "AGE", "DTHHRDY"),
-        sorted(
-            (donor, "1" if male else "2", age, hardy)
-            for donor, male, age, hardy in zip(
-                donors.ids, donors.male, donors.age, donors.hardy, strict=True
-            )
-        ),
-    )
+    attributes.extend(demo._extra_attribute_rows(streams.attr, donors, table, taken_sm))
+    demo._write_annotations(out, release, attributes, donors)
     demo.write_gtf(out / gtex.gtf_file_name(release), genes)
-    markers = demo.read_gmt(demo._read_package_text("hpa_tissue_enriched.gmt"))
-    specific = demo.tissue_specific_genes(means, genes.gene_id, labels, markers)
-    demo._write_table(
-        out / demo.SPECIFIC_GENES_FILE,
-        ("tissue", "gene_id", "gene_name"),
-        ((label, genes.gene_id[row], genes.gene_name[row]) for label, row in specific),
-    )
+    demo._write_specific_genes(out, means, genes, labels)
     setup_seconds = time.perf_counter() - started
     # Forked workers would inherit these; they need none of them.
-    del attributes, specific, markers, chosen
+    del attributes, chosen
 
-    tasks.sort(key=lambda task: -len(task.sample_ids))  # largest first: the pool ends together
-    with tempfile.TemporaryDirectory(prefix=".make_gtex_scale.", dir=out) as tmp:
-        donor_effect_path = os.path.join(tmp, "donor_effect.f32")
-        with open(donor_effect_path, "wb") as handle:
-            for first in range(0, n_genes, block_genes):
-                shape = (min(block_genes, n_genes - first), len(donors.ids))
-                handle.write(gene_rng.standard_normal(shape, dtype=np.float32).tobytes())
-        if processes == 1:
-            _init_worker(state, donor_effect_path)
-            results = [write_tissue(task) for task in tasks]
-        else:
-            with multiprocessing.get_context("spawn").Pool(
-                processes, initializer=_init_worker, initargs=(state, donor_effect_path)
-            ) as pool:
-                results = list(pool.imap_unordered(write_tissue, tasks, chunksize=1))
+    results = _write_tissues(out, tasks, state, streams.gene, len(donors.ids), processes)
     results.sort(key=lambda r: labels.index(r["tissue"]))
     return {
         "out_dir": str(out),
         "seed": seed,
-        "genes": n_genes,
+        "genes": len(genes.gene_id),
         "protein_coding_genes": sum(kind == "protein_coding" for kind in genes.gene_type or []),
         "donors": len(donors.ids),
         "samples_all_tissues": sum(counts.values()),

@@ -41,6 +41,7 @@ import logging
 import os
 from collections.abc import Iterable
 from numbers import Integral
+from typing import NamedTuple
 
 import numpy as np
 
@@ -156,6 +157,81 @@ def _empty_like(table: ExpressionTable) -> ExpressionTable:
     )
 
 
+def _check_settings(
+    method: str, min_samples: object, noise_sigma: float, smote_k_neighbors: object
+) -> int:
+    """Check the ``augment`` settings; returns ``min_samples`` as an int."""
+    if method not in METHODS:
+        raise ValueError(f"config key augment.method: {method!r} is not one of {METHODS}")
+    min_samples = check_min_samples(min_samples)
+    if not noise_sigma > 0:
+        raise ValueError(f"config key augment.noise_sigma: must be > 0, got {noise_sigma!r}")
+    if isinstance(smote_k_neighbors, bool) or not isinstance(smote_k_neighbors, Integral):
+        raise ValueError(
+            f"config key augment.smote_k_neighbors: expected a whole number, "
+            f"got {smote_k_neighbors!r}"
+        )
+    if smote_k_neighbors < 1:
+        raise ValueError(
+            f"config key augment.smote_k_neighbors: must be >= 1, got {smote_k_neighbors}"
+        )
+    return min_samples
+
+
+def _training_row_indices(
+    table: ExpressionTable, train_sample_ids: Iterable[str], tissue: str
+) -> list[int]:
+    """The rows of ``table`` that are the tissue's training samples, in ``table`` order."""
+    train_ids = list(train_sample_ids)
+    wanted = set(train_ids)
+    if len(wanted) != len(train_ids):
+        raise ValueError(f"{tissue}: training sample ids repeat")
+    missing = sorted(wanted - set(table.sample_ids))
+    if missing:
+        raise ValueError(
+            f"{tissue}: {len(missing)} training sample(s) are not in the expression file, "
+            f"e.g. {missing[:5]}; was samples.tsv made from other expression files?"
+        )
+    return [i for i, sample in enumerate(table.sample_ids) if sample in wanted]
+
+
+class _Synthetic(NamedTuple):
+    """Synthetic rows, the ``source_sample_id`` of each, and the method that made them."""
+
+    matrix: np.ndarray
+    origins: list[str]
+    method: str
+
+
+def _synthesise(
+    real: np.ndarray,
+    real_ids: list[str],
+    sources: np.ndarray,
+    method: str,
+    noise_sigma: float,
+    smote_k_neighbors: int,
+    rng: np.random.Generator,
+    tissue: str,
+) -> _Synthetic:
+    """Make one synthetic row per entry of ``sources`` with ``method``.
+
+    SMOTE falls back to noise when there is a single real sample to interpolate from.
+    """
+    used = method
+    if method == "smote" and len(sources) and len(real) < 2:
+        log.warning(
+            "%s: SMOTE needs two training samples and there is one; using noise instead", tissue
+        )
+        used = "noise"
+    if used == "smote":
+        synthetic, partners = smote_samples(real, sources, smote_k_neighbors, rng)
+        origins = [f"{real_ids[s]};{real_ids[p]}" for s, p in zip(sources, partners, strict=True)]
+    else:
+        synthetic = noise_samples(real, sources, noise_sigma, rng)
+        origins = [real_ids[s] for s in sources]
+    return _Synthetic(synthetic, origins, used)
+
+
 def augment_tissue(
     table: ExpressionTable,
     train_sample_ids: Iterable[str],
@@ -185,32 +261,8 @@ def augment_tissue(
         ``a;b`` for SMOTE's two parents). No training rows gives an empty table with the same
         genes.
     """
-    if method not in METHODS:
-        raise ValueError(f"config key augment.method: {method!r} is not one of {METHODS}")
-    min_samples = check_min_samples(min_samples)
-    if not noise_sigma > 0:
-        raise ValueError(f"config key augment.noise_sigma: must be > 0, got {noise_sigma!r}")
-    if isinstance(smote_k_neighbors, bool) or not isinstance(smote_k_neighbors, Integral):
-        raise ValueError(
-            f"config key augment.smote_k_neighbors: expected a whole number, "
-            f"got {smote_k_neighbors!r}"
-        )
-    if smote_k_neighbors < 1:
-        raise ValueError(
-            f"config key augment.smote_k_neighbors: must be >= 1, got {smote_k_neighbors}"
-        )
-
-    train_ids = list(train_sample_ids)
-    wanted = set(train_ids)
-    if len(wanted) != len(train_ids):
-        raise ValueError(f"{tissue}: training sample ids repeat")
-    missing = sorted(wanted - set(table.sample_ids))
-    if missing:
-        raise ValueError(
-            f"{tissue}: {len(missing)} training sample(s) are not in the expression file, "
-            f"e.g. {missing[:5]}; was samples.tsv made from other expression files?"
-        )
-    rows = [i for i, sample in enumerate(table.sample_ids) if sample in wanted]
+    min_samples = _check_settings(method, min_samples, noise_sigma, smote_k_neighbors)
+    rows = _training_row_indices(table, train_sample_ids, tissue)
     if not rows:
         log.warning("%s: no training samples (dropped by the split); writing no rows", tissue)
         return _empty_like(table)
@@ -222,19 +274,9 @@ def augment_tissue(
     n_new = 0 if method == "none" else max(0, min_samples - n_real)
     rng = np.random.default_rng(tissue_seed(seed, tissue))
     sources, copies = source_schedule(n_real, n_new, rng)
-
-    used = method
-    if method == "smote" and n_new and n_real < 2:
-        log.warning(
-            "%s: SMOTE needs two training samples and there is one; using noise instead", tissue
-        )
-        used = "noise"
-    if used == "smote":
-        synthetic, partners = smote_samples(real, sources, smote_k_neighbors, rng)
-        origins = [f"{real_ids[s]};{real_ids[p]}" for s, p in zip(sources, partners, strict=True)]
-    else:
-        synthetic = noise_samples(real, sources, noise_sigma, rng)
-        origins = [real_ids[s] for s in sources]
+    synthetic = _synthesise(
+        real, real_ids, sources, method, noise_sigma, smote_k_neighbors, rng, tissue
+    )
     names = [f"{real_ids[s]}_syn{c}" for s, c in zip(sources, copies, strict=True)]
     clashes = sorted(set(names) & set(table.sample_ids))
     if clashes:
@@ -244,7 +286,7 @@ def augment_tissue(
         tissue,
         n_real,
         n_new,
-        used if n_new else "none needed",
+        synthetic.method if n_new else "none needed",
         n_real + n_new,
         min_samples,
     )
@@ -252,10 +294,10 @@ def augment_tissue(
         sample_ids=real_ids + names,
         donor_ids=real_donors + [real_donors[s] for s in sources],
         gene_ids=list(table.gene_ids),
-        matrix=np.concatenate([real, synthetic]) if n_new else np.ascontiguousarray(real),
+        matrix=np.concatenate([real, synthetic.matrix]) if n_new else np.ascontiguousarray(real),
         extra={
             "synthetic": [False] * n_real + [True] * n_new,
-            "source_sample_id": real_ids + origins,
+            "source_sample_id": real_ids + synthetic.origins,
         },
     )
 

@@ -71,6 +71,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -520,6 +521,119 @@ def _attribute_row(
     }
 
 
+class _Streams(NamedTuple):
+    """One independent random stream per part of the simulation, so that a change in one part
+    does not shift the draws of the others."""
+
+    donor: np.random.Generator
+    assign: np.random.Generator
+    mean: np.random.Generator
+    gene: np.random.Generator
+    attr: np.random.Generator
+    tissues: list[np.random.Generator]
+
+
+def _streams(seed: int, n_tissues: int) -> _Streams:
+    """The demo's random streams, all spawned from ``seed``."""
+    streams = np.random.SeedSequence(seed).spawn(5 + n_tissues)
+    donor_rng, assign_rng, mean_rng, gene_rng, attr_rng = (
+        np.random.default_rng(s) for s in streams[:5]
+    )
+    tissue_rngs = [np.random.default_rng(s) for s in streams[5:]]
+    return _Streams(donor_rng, assign_rng, mean_rng, gene_rng, attr_rng, tissue_rngs)
+
+
+@dataclass(frozen=True)
+class _GeneEffects:
+    """What every tissue's simulation shares: tissue means (genes x tissues) and per-gene
+    dispersion, donor effects, Y-chromosome silencing and effective lengths."""
+
+    means: np.ndarray
+    dispersion: np.ndarray
+    donor_effect: np.ndarray
+    female_silent: np.ndarray
+    length: np.ndarray
+
+
+def _gene_effects(streams: _Streams, genes: DemoGenes, n_genes: int, n_donors: int) -> _GeneEffects:
+    """Draw the tissue means and the per-gene effects (model steps 1 and 2)."""
+    means = tissue_means(streams.mean, genes.profiles)
+    dispersion = np.clip(
+        DISPERSION_MEDIAN * np.exp(streams.gene.normal(0.0, 0.4, n_genes)), 0.08, 1.5
+    )
+    donor_effect = streams.gene.standard_normal((n_genes, n_donors))
+    female_silent = np.array([chrom == "chrY" for chrom in genes.chrom])
+    length = effective_length(genes.start, genes.end)
+    return _GeneEffects(means, dispersion, donor_effect, female_silent, length)
+
+
+def _write_tissue_file(
+    path: Path,
+    measure: str,
+    genes: DemoGenes,
+    donors: Donors,
+    effects: _GeneEffects,
+    mean: np.ndarray,
+    donor_rows: np.ndarray,
+    rng: np.random.Generator,
+    taken_sm: set[str],
+) -> tuple[list[str], np.ndarray]:
+    """Simulate one tissue's samples and write its GCT file, samples sorted by id.
+
+    Returns the sample ids and their reads in genes (library sizes), in file order.
+    """
+    site = f"{rng.integers(1, 3000):04d}"  # one aliquot code per tissue, like GTEx's
+    sm_codes = _random_codes(rng, donor_rows.size, 5, taken_sm)
+    sample_ids = [
+        f"{donors.ids[d]}-{site}-SM-{code}" for d, code in zip(donor_rows, sm_codes, strict=True)
+    ]
+    reads, tpm, library = simulate_tissue(
+        rng, mean, effects.dispersion, effects.donor_effect, donor_rows,
+        effects.female_silent, donors.male, effects.length,
+    )  # fmt: skip
+    order = np.argsort(sample_ids)
+    sample_ids = [sample_ids[i] for i in order]
+    values = reads[:, order] if measure == "reads" else tpm[:, order]
+    write_gct(path, genes.gene_id, genes.gene_name, sample_ids, values, integer=measure == "reads")
+    return sample_ids, library[order]
+
+
+def _write_annotations(
+    out: Path, release: str, attributes: list[dict[str, str]], donors: Donors
+) -> None:
+    """The sample attributes file (sorted by sample id) and the subject phenotypes file."""
+    attributes.sort(key=lambda row: row["SAMPID"])
+    _write_table(
+        out / gtex.attributes_file_name(release),
+        ATTRIBUTE_COLUMNS,
+        ([row.get(column, "") for column in ATTRIBUTE_COLUMNS] for row in attributes),
+    )
+    _write_table(
+        out / SUBJECT_FILE,
+        ("SUBJID", "SEX", "AGE", "DTHHRDY"),
+        sorted(
+            (donor, "1" if male else "2", age, hardy)
+            for donor, male, age, hardy in zip(
+                donors.ids, donors.male, donors.age, donors.hardy, strict=True
+            )
+        ),
+    )
+
+
+def _write_specific_genes(
+    out: Path, means: np.ndarray, genes: DemoGenes, labels: list[str]
+) -> list[tuple[str, int]]:
+    """The tissue-specific genes table; returns its (tissue, gene row) entries."""
+    markers = read_gmt(_read_package_text("hpa_tissue_enriched.gmt"))
+    specific = tissue_specific_genes(means, genes.gene_id, labels, markers)
+    _write_table(
+        out / SPECIFIC_GENES_FILE,
+        ("tissue", "gene_id", "gene_name"),
+        ((label, genes.gene_id[row], genes.gene_name[row]) for label, row in specific),
+    )
+    return specific
+
+
 def write_demo_dataset(
     out_dir: str | Path,
     *,
@@ -542,70 +656,26 @@ def write_demo_dataset(
     labels = [t.label for t in tissues]
     counts = samples_per_tissue(sample_scale, min_samples_per_tissue)
     genes = load_demo_genes(n_genes)
-    streams = np.random.SeedSequence(seed).spawn(5 + len(tissues))
-    donor_rng, assign_rng, mean_rng, gene_rng, attr_rng = (
-        np.random.default_rng(s) for s in streams[:5]
-    )
-    tissue_rngs = [np.random.default_rng(s) for s in streams[5:]]
-
-    donors = make_donors(donor_rng, counts, sample_scale)
-    chosen = assign_donors(assign_rng, donors, counts)
-    means = tissue_means(mean_rng, genes.profiles)
-    dispersion = np.clip(DISPERSION_MEDIAN * np.exp(gene_rng.normal(0.0, 0.4, n_genes)), 0.08, 1.5)
-    donor_effect = gene_rng.standard_normal((n_genes, len(donors.ids)))
-    female_silent = np.array([chrom == "chrY" for chrom in genes.chrom])
-    length = effective_length(genes.start, genes.end)
+    streams = _streams(seed, len(tissues))
+    donors = make_donors(streams.donor, counts, sample_scale)
+    chosen = assign_donors(streams.assign, donors, counts)
+    effects = _gene_effects(streams, genes, n_genes, len(donors.ids))
 
     taken_sm: set[str] = set()
     attributes: list[dict[str, str]] = []
-    for tissue, rng, label in zip(tissues, tissue_rngs, labels, strict=True):
-        donor_rows = chosen[label]
-        site = f"{rng.integers(1, 3000):04d}"  # one aliquot code per tissue, like GTEx's
-        sm_codes = _random_codes(rng, donor_rows.size, 5, taken_sm)
-        sample_ids = [
-            f"{donors.ids[d]}-{site}-SM-{code}"
-            for d, code in zip(donor_rows, sm_codes, strict=True)
-        ]
-        reads, tpm, library = simulate_tissue(
-            rng, means[:, labels.index(label)], dispersion, donor_effect, donor_rows,
-            female_silent, donors.male, length,
+    for tissue, rng, label in zip(tissues, streams.tissues, labels, strict=True):
+        sample_ids, library = _write_tissue_file(
+            out / gtex.tissue_file_name(release, measure, label), measure, genes, donors,
+            effects, effects.means[:, labels.index(label)], chosen[label], rng, taken_sm,
         )  # fmt: skip
-        order = np.argsort(sample_ids)
-        sample_ids = [sample_ids[i] for i in order]
-        values = reads[:, order] if measure == "reads" else tpm[:, order]
-        write_gct(
-            out / gtex.tissue_file_name(release, measure, label),
-            genes.gene_id, genes.gene_name, sample_ids, values, integer=measure == "reads",
-        )  # fmt: skip
-        for sample_id, i in zip(sample_ids, order, strict=True):
-            total = int(library[i] / 0.6)  # about 60% of GTEx reads are counted in genes
-            attributes.append(_attribute_row(attr_rng, sample_id, tissue, "RNASEQ", total))
+        for sample_id, reads_in_genes in zip(sample_ids, library, strict=True):
+            total = int(reads_in_genes / 0.6)  # about 60% of GTEx reads are counted in genes
+            attributes.append(_attribute_row(streams.attr, sample_id, tissue, "RNASEQ", total))
 
-    attributes.extend(_extra_attribute_rows(attr_rng, donors, tissues, taken_sm))
-    attributes.sort(key=lambda row: row["SAMPID"])
-    _write_table(
-        out / gtex.attributes_file_name(release),
-        ATTRIBUTE_COLUMNS,
-        ([row.get(column, "") for column in ATTRIBUTE_COLUMNS] for row in attributes),
-    )
-    _write_table(
-        out / SUBJECT_FILE,
-        ("SUBJID", "SEX", "AGE", "DTHHRDY"),
-        sorted(
-            (donor, "1" if male else "2", age, hardy)
-            for donor, male, age, hardy in zip(
-                donors.ids, donors.male, donors.age, donors.hardy, strict=True
-            )
-        ),
-    )
+    attributes.extend(_extra_attribute_rows(streams.attr, donors, tissues, taken_sm))
+    _write_annotations(out, release, attributes, donors)
     write_gtf(out / gtex.gtf_file_name(release), genes)
-    markers = read_gmt(_read_package_text("hpa_tissue_enriched.gmt"))
-    specific = tissue_specific_genes(means, genes.gene_id, labels, markers)
-    _write_table(
-        out / SPECIFIC_GENES_FILE,
-        ("tissue", "gene_id", "gene_name"),
-        ((label, genes.gene_id[row], genes.gene_name[row]) for label, row in specific),
-    )
+    specific = _write_specific_genes(out, effects.means, genes, labels)
     n_rnaseq = sum(counts.values())
     log.info(
         "demo dataset in %s: %d genes, %d tissues, %d RNA-seq samples, %d donors "

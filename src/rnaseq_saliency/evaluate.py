@@ -610,70 +610,79 @@ def _held_out_rows(
     return rows
 
 
-def evaluate_model(
+def _read_checked_samples(
     model: Classifier,
-    augmented_files: Sequence[str | os.PathLike[str]],
-    expression_files: Sequence[str | os.PathLike[str]],
     samples_tsv: str | os.PathLike[str],
     outputs: Mapping[str, str | os.PathLike[str]],
     test_opt: int,
-    seed: int,
-    *,
-    baseline_max_iter: int = BASELINE_MAX_ITER,
-) -> dict[str, Any]:
-    """Write every evaluation output (``OUTPUT_KEYS`` of ``outputs``) for a loaded model.
-
-    See the module docstring for what ``test_opt`` 0, 1 and 2 evaluate. Returns the summary.
-    """
+) -> pd.DataFrame:
+    """Check the settings and outputs; read the split table, whose tissues the model must know."""
     if test_opt not in TEST_OPTS:
         raise ValueError(f"config key evaluate.test_opt: {test_opt!r} is not one of {TEST_OPTS}")
     missing_keys = [key for key in OUTPUT_KEYS if key not in outputs]
     if missing_keys:
         raise ValueError(f"evaluation outputs missing: {missing_keys}")
-    labels = list(model.tissues)
     samples = read_samples(samples_tsv)
-    unknown = sorted(set(samples["tissue"]) - set(labels))
+    unknown = sorted(set(samples["tissue"]) - set(model.tissues))
     if unknown:
         raise ValueError(
             f"{samples_tsv}: tissue(s) {unknown} are not among the model's output tissues "
             "(model.json); was the model trained on this split?"
         )
+    return samples
 
-    split = "test" if test_opt else "val"
-    split_name = SPLIT_NAMES[split]
-    predicted_splits = ("val", "test") if test_opt else ("val",)
+
+def _held_out_splits(
+    expression_files: Sequence[str | os.PathLike[str]],
+    samples: pd.DataFrame,
+    samples_tsv: str | os.PathLike[str],
+    split: str,
+    predicted_splits: Sequence[str],
+) -> dict[str, LabelledRows]:
+    """The rows of every predicted split; the evaluated ``split`` must have some."""
     rows_by_split = {
         name: _held_out_rows(expression_files, samples, name, samples_tsv)
         for name in predicted_splits
     }
-    evaluated_rows = rows_by_split[split]
-    if not evaluated_rows.sample_ids:
-        message = f"{samples_tsv}: no {split_name} samples to evaluate"
+    if not rows_by_split[split].sample_ids:
+        message = f"{samples_tsv}: no {SPLIT_NAMES[split]} samples to evaluate"
         if split == "val":
             message += " (evaluate.test_opt 0 scores the validation split); set "
             message += "split.val_fraction above 0 or evaluate.test_opt to 1"
         raise ValueError(message)
+    return rows_by_split
 
-    predictions = predictions_table(model, rows_by_split)
-    write_predictions(predictions, outputs["predictions"])
-    evaluated = predictions.loc[predictions["split"] == split]
-    y_true = evaluated["tissue"].tolist()
-    y_pred = evaluated["predicted"].tolist()
-    donors = samples.loc[samples["sample_id"].isin(evaluated["sample_id"]), "donor_id"]
-    log.info(
-        "%d %s samples of %d donors; %d tissues",
-        len(evaluated),
-        split_name,
-        donors.nunique(),
-        len(labels),
-    )
 
+def _write_model_reports(
+    y_true: list[str],
+    y_pred: list[str],
+    labels: list[str],
+    outputs: Mapping[str, str | os.PathLike[str]],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The model's classification report, confusion counts and top confusions; returns the
+    report and the counts."""
     model_report = classification_report_table(y_true, y_pred, labels)
     _write_tsv(model_report, outputs["report_tsv"])
     counts = confusion_counts(y_true, y_pred, labels)
     write_confusion(counts, outputs["confusion_tsv"])
     _write_tsv(top_confusions(counts), outputs["top_confusions"])
+    return model_report, counts
 
+
+@dataclass
+class _ScaledTraining:
+    """The model's training rows, scaled the model's way."""
+
+    x: np.ndarray
+    tissues: list[str]
+    real: np.ndarray  # False for synthetic rows
+    n_synthetic: int
+
+
+def _scaled_training(
+    model: Classifier, augmented_files: Sequence[str | os.PathLike[str]]
+) -> _ScaledTraining:
+    """Read the augmented training files and scale them with the model's scaler."""
     # The training rows are the largest array here (2.5 GB at GTEx size): scale them in place.
     training = load_training_rows(augmented_files)
     _check_rows(model, training, "augmented training files")
@@ -682,25 +691,46 @@ def evaluate_model(
     n_synthetic = int(training.synthetic.sum())
     x_train = model.scale(training.matrix, overwrite_input=True)
     del training
+    return _ScaledTraining(x_train, y_train, real_train, n_synthetic)
 
+
+def _plot_confusion(
+    training: _ScaledTraining,
+    counts: pd.DataFrame,
+    labels: list[str],
+    split_name: str,
+    n_evaluated: int,
+    path: str | os.PathLike[str],
+) -> list[str]:
+    """Plot the confusion matrix with tissues ordered by clustering the centroids of their real
+    training rows; returns that order."""
     # Centroids of the real rows only: synthetic rows are copies of them, and labelling them None
     # leaves them out without copying the real rows of a GTEx-sized matrix.
-    real_tissues = [t if real else None for t, real in zip(y_train, real_train, strict=True)]
-    order = cluster_order(tissue_centroids(x_train, real_tissues, labels), labels)
+    real_tissues = [
+        t if real else None for t, real in zip(training.tissues, training.real, strict=True)
+    ]
+    order = cluster_order(tissue_centroids(training.x, real_tissues, labels), labels)
     title = (
-        f"Confusion matrix, {split_name} samples (n = {len(evaluated)})\n"
+        f"Confusion matrix, {split_name} samples (n = {n_evaluated})\n"
         "rows normalised to the true tissue"
     )
-    plot_confusion_matrix(counts, order, outputs["confusion_png"], title)
+    plot_confusion_matrix(counts, order, path, title)
+    return order
 
-    x_eval = model.scale(evaluated_rows.matrix)
-    baseline = baseline_report(
-        x_train, y_train, x_eval, evaluated_rows.tissues, labels, seed, max_iter=baseline_max_iter
-    )
-    del x_train
-    baseline.settings["n_synthetic_training_rows"] = n_synthetic
-    _write_tsv(baseline.report, outputs["baseline"])
 
+def _write_summary(
+    split: str,
+    model_report: pd.DataFrame,
+    baseline: BaselineResult,
+    donors: pd.Series,
+    model: Classifier,
+    test_opt: int,
+    seed: int,
+    order: list[str],
+    n_evaluated: int,
+    outputs: Mapping[str, str | os.PathLike[str]],
+) -> dict[str, Any]:
+    """The summary JSON and the HTML report comparing the model with the baseline."""
     result = summary(
         split,
         model_report,
@@ -711,10 +741,21 @@ def evaluate_model(
         extra={"seed": seed, "tissue_order": order},
     )
     comparison = {"model": result["model"], "baseline (logistic regression)": result["baseline"]}
-    page_title = f"Classification report, {split_name} samples (n = {len(evaluated)})"
+    page_title = f"Classification report, {SPLIT_NAMES[split]} samples (n = {n_evaluated})"
     _write_text(report_html(model_report, page_title, comparison), outputs["report_html"])
     _write_text(json.dumps(result, indent=2) + "\n", outputs["summary"])
+    return result
 
+
+def _log_results(
+    result: dict[str, Any],
+    split_name: str,
+    test_opt: int,
+    model_report: pd.DataFrame,
+    baseline: BaselineResult,
+) -> None:
+    """Log the headline metrics, and with ``test_opt`` 2 both classification reports."""
+    comparison = {"model": result["model"], "baseline (logistic regression)": result["baseline"]}
     for name, metrics in comparison.items():
         log.info(
             "%s on %s: accuracy %.4f, macro F1 %.4f, weighted F1 %.4f, balanced accuracy %.4f",
@@ -730,6 +771,71 @@ def evaluate_model(
         log.info(
             "baseline classification report (%s):\n%s", split_name, report_markdown(baseline.report)
         )
+
+
+def evaluate_model(
+    model: Classifier,
+    augmented_files: Sequence[str | os.PathLike[str]],
+    expression_files: Sequence[str | os.PathLike[str]],
+    samples_tsv: str | os.PathLike[str],
+    outputs: Mapping[str, str | os.PathLike[str]],
+    test_opt: int,
+    seed: int,
+    *,
+    baseline_max_iter: int = BASELINE_MAX_ITER,
+) -> dict[str, Any]:
+    """Write every evaluation output (``OUTPUT_KEYS`` of ``outputs``) for a loaded model.
+
+    See the module docstring for what ``test_opt`` 0, 1 and 2 evaluate. Returns the summary.
+    """
+    samples = _read_checked_samples(model, samples_tsv, outputs, test_opt)
+    labels = list(model.tissues)
+    split = "test" if test_opt else "val"
+    split_name = SPLIT_NAMES[split]
+    predicted_splits = ("val", "test") if test_opt else ("val",)
+    rows_by_split = _held_out_splits(
+        expression_files, samples, samples_tsv, split, predicted_splits
+    )
+    evaluated_rows = rows_by_split[split]
+
+    predictions = predictions_table(model, rows_by_split)
+    write_predictions(predictions, outputs["predictions"])
+    evaluated = predictions.loc[predictions["split"] == split]
+    y_true = evaluated["tissue"].tolist()
+    y_pred = evaluated["predicted"].tolist()
+    donors = samples.loc[samples["sample_id"].isin(evaluated["sample_id"]), "donor_id"]
+    log.info(
+        "%d %s samples of %d donors; %d tissues",
+        len(evaluated),
+        split_name,
+        donors.nunique(),
+        len(labels),
+    )
+    model_report, counts = _write_model_reports(y_true, y_pred, labels, outputs)
+
+    training = _scaled_training(model, augmented_files)
+    order = _plot_confusion(
+        training, counts, labels, split_name, len(evaluated), outputs["confusion_png"]
+    )
+
+    x_eval = model.scale(evaluated_rows.matrix)
+    baseline = baseline_report(
+        training.x,
+        training.tissues,
+        x_eval,
+        evaluated_rows.tissues,
+        labels,
+        seed,
+        max_iter=baseline_max_iter,
+    )
+    baseline.settings["n_synthetic_training_rows"] = training.n_synthetic
+    del training  # the largest array here: free it before the reports
+    _write_tsv(baseline.report, outputs["baseline"])
+
+    result = _write_summary(
+        split, model_report, baseline, donors, model, test_opt, seed, order, len(evaluated), outputs
+    )
+    _log_results(result, split_name, test_opt, model_report, baseline)
     return result
 
 

@@ -469,27 +469,10 @@ def _warn_if_shifted(scaled: np.ndarray, imputed: np.ndarray, model: TrainedMode
         )
 
 
-def predict_samples(
-    model: TrainedModel,
-    samples: InputMatrix,
-    *,
-    top_n: int = DEFAULT_TOP_N,
-    method: str = "gradient",
-    abs: bool = False,  # config key saliency.abs, as in rnaseq_saliency.saliency
-    max_missing_fraction: float = DEFAULT_MAX_MISSING_FRACTION,
-    batch_size: int = 512,
-    seed: int = 0,
-    **options: Any,
-) -> PredictResult:
-    """Top tissues and the top ``top_n`` salient genes of each sample (tables: module doc).
-
-    The maps are ``rnaseq_saliency.saliency.attribute`` of ``method`` (with ``options``, e.g.
-    ``n_steps`` for integrated gradients) with each sample's predicted tissue as the target.
-    """
-    from rnaseq_saliency.saliency import attribute, rank_genes
-
-    if top_n < 1:
-        raise ValueError(f"top_n: expected >= 1 genes per sample, got {top_n}")
+def _align_and_log(
+    samples: InputMatrix, model: TrainedModel, max_missing_fraction: float
+) -> Alignment:
+    """``align_to_model``, logging how many genes were missing and how many were used."""
     alignment = align_to_model(samples, model.gene_ids, model.mean, max_missing_fraction)
     if alignment.n_missing:
         log.warning(
@@ -507,18 +490,95 @@ def predict_samples(
         alignment.n_input_genes,
         alignment.n_unused,
     )
+    return alignment
+
+
+def _predictions_table(
+    sample_ids: list[str],
+    tissues: np.ndarray,
+    proba: np.ndarray,
+    best: np.ndarray,
+    n_missing: int,
+) -> pd.DataFrame:
+    """One row per sample: its top tissues with their probabilities, and its figure name."""
+    rows = np.arange(len(sample_ids))
+    predictions = pd.DataFrame({"sample_id": sample_ids})
+    for rank in range(best.shape[1]):
+        predictions[f"tissue_{rank + 1}"] = tissues[best[:, rank]]
+        predictions[f"probability_{rank + 1}"] = proba[rows, best[:, rank]].astype(np.float64)
+    predictions["missing_genes"] = n_missing
+    predictions["figure"] = figure_names(sample_ids)
+    return predictions
+
+
+def _top_genes_table(
+    model: TrainedModel,
+    sample_ids: list[str],
+    predicted: np.ndarray,
+    maps: np.ndarray,
+    scaled: np.ndarray,
+    imputed: np.ndarray,
+    top_n: int,
+) -> pd.DataFrame:
+    """The ``top_n`` most salient genes of each sample, ``TOP_GENES_COLUMNS`` in order."""
+    from rnaseq_saliency.saliency import rank_genes
+
+    n_top = min(top_n, len(model.gene_ids))
+    ids = np.asarray(model.gene_ids, dtype=object)
+    names = np.asarray(model.gene_names, dtype=object)
+    blocks = []
+    for i, sample_id in enumerate(sample_ids):
+        order = rank_genes(maps[i])[:n_top]
+        blocks.append(
+            pd.DataFrame(
+                {
+                    "sample_id": sample_id,
+                    "predicted": predicted[i],
+                    "rank": np.arange(1, n_top + 1),
+                    "gene_id": ids[order],
+                    "gene_name": names[order],
+                    "saliency": maps[i, order].astype(np.float64),
+                    "scaled_expression": scaled[i, order].astype(np.float64),
+                    "imputed": imputed[order],
+                }
+            )
+        )
+    top_genes = (
+        pd.concat(blocks, ignore_index=True)
+        if blocks
+        else pd.DataFrame({column: [] for column in TOP_GENES_COLUMNS})
+    )
+    return top_genes[TOP_GENES_COLUMNS]
+
+
+def predict_samples(
+    model: TrainedModel,
+    samples: InputMatrix,
+    *,
+    top_n: int = DEFAULT_TOP_N,
+    method: str = "gradient",
+    abs: bool = False,  # config key saliency.abs, as in rnaseq_saliency.saliency
+    max_missing_fraction: float = DEFAULT_MAX_MISSING_FRACTION,
+    batch_size: int = 512,
+    seed: int = 0,
+    **options: Any,
+) -> PredictResult:
+    """Top tissues and the top ``top_n`` salient genes of each sample (tables: module doc).
+
+    The maps are ``rnaseq_saliency.saliency.attribute`` of ``method`` (with ``options``, e.g.
+    ``n_steps`` for integrated gradients) with each sample's predicted tissue as the target.
+    """
+    from rnaseq_saliency.saliency import attribute
+
+    if top_n < 1:
+        raise ValueError(f"top_n: expected >= 1 genes per sample, got {top_n}")
+    alignment = _align_and_log(samples, model, max_missing_fraction)
     scaled = model.scale(alignment.raw)
     _warn_if_shifted(scaled, alignment.imputed, model)
     proba = model.predict_proba(alignment.raw)
     best = top_tissues(proba)
     tissues = np.asarray(model.tissues, dtype=object)
-    rows = np.arange(len(samples.sample_ids))
-    predictions = pd.DataFrame({"sample_id": samples.sample_ids})
-    for rank in range(best.shape[1]):
-        predictions[f"tissue_{rank + 1}"] = tissues[best[:, rank]]
-        predictions[f"probability_{rank + 1}"] = proba[rows, best[:, rank]].astype(np.float64)
-    predictions["missing_genes"] = alignment.n_missing
-    predictions["figure"] = figure_names(samples.sample_ids)
+    predictions = _predictions_table(samples.sample_ids, tissues, proba, best, alignment.n_missing)
 
     maps = attribute(
         model.network,
@@ -530,32 +590,10 @@ def predict_samples(
         seed=seed,
         **options,
     )
-    n_top = min(top_n, len(model.gene_ids))
-    ids = np.asarray(model.gene_ids, dtype=object)
-    names = np.asarray(model.gene_names, dtype=object)
-    blocks = []
-    for i, sample_id in enumerate(samples.sample_ids):
-        order = rank_genes(maps[i])[:n_top]
-        blocks.append(
-            pd.DataFrame(
-                {
-                    "sample_id": sample_id,
-                    "predicted": tissues[best[i, 0]],
-                    "rank": np.arange(1, n_top + 1),
-                    "gene_id": ids[order],
-                    "gene_name": names[order],
-                    "saliency": maps[i, order].astype(np.float64),
-                    "scaled_expression": scaled[i, order].astype(np.float64),
-                    "imputed": alignment.imputed[order],
-                }
-            )
-        )
-    top_genes = (
-        pd.concat(blocks, ignore_index=True)
-        if blocks
-        else pd.DataFrame({column: [] for column in TOP_GENES_COLUMNS})
+    top_genes = _top_genes_table(
+        model, samples.sample_ids, tissues[best[:, 0]], maps, scaled, alignment.imputed, top_n
     )
-    return PredictResult(predictions, top_genes[TOP_GENES_COLUMNS], maps, alignment)
+    return PredictResult(predictions, top_genes, maps, alignment)
 
 
 # --------------------------------------------------------------------------------------------

@@ -295,6 +295,75 @@ def _resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
     return {**allowed, **options}
 
 
+def _ig_baseline(value: Any, n_genes: int, device: torch.device) -> float | torch.Tensor:
+    """Integrated gradients' baseline: one value for every gene, or one value per gene."""
+    import torch
+
+    if np.ndim(value) == 0:
+        return float(value)
+    base = np.asarray(value, dtype=np.float32).reshape(1, -1)
+    if base.shape[1] != n_genes:
+        raise ValueError(
+            f"integrated_gradients baseline: expected one value per gene "
+            f"({n_genes}), got {base.shape[1]}"
+        )
+    return torch.from_numpy(base).to(device)
+
+
+def _batch_targets(
+    network: torch.nn.Module,
+    x: torch.Tensor,
+    targets: np.ndarray | None,
+    start: int,
+    stop: int,
+) -> torch.Tensor:
+    """The class each row of the batch is explained for: the given one, or the predicted one."""
+    import torch
+
+    with torch.no_grad():
+        logits = network(x)
+    if targets is None:
+        return logits.argmax(dim=1)
+    chosen = torch.from_numpy(targets[start:stop]).to(x.device)
+    _check_targets(chosen, logits.shape[1])
+    return chosen
+
+
+def _captum_attribution(
+    method: str,
+    network: torch.nn.Module,
+    x: torch.Tensor,
+    chosen: torch.Tensor,
+    settings: dict[str, Any],
+    baseline: float | torch.Tensor,
+    batch_size: int,
+    abs: bool,
+) -> torch.Tensor:
+    """One batch's raw attributions by Captum's implementation of ``method``."""
+    from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
+
+    if method == "integrated_gradients":
+        return IntegratedGradients(network).attribute(
+            x,
+            baselines=baseline,
+            target=chosen,
+            n_steps=int(settings["n_steps"]),
+            internal_batch_size=batch_size,
+        )
+    if method == "smoothgrad":
+        return NoiseTunnel(Saliency(network)).attribute(
+            x,
+            nt_type="smoothgrad",
+            nt_samples=int(settings["nt_samples"]),
+            # Noisy copies per pass, so that one pass holds about batch_size rows.
+            nt_samples_batch_size=max(1, batch_size // x.shape[0]),
+            stdevs=float(settings["stdevs"]),
+            target=chosen,
+            abs=abs,
+        )
+    return InputXGradient(network).attribute(x, target=chosen)
+
+
 def attribute(
     network: torch.nn.Module,
     inputs: np.ndarray | torch.Tensor,
@@ -330,7 +399,8 @@ def attribute(
     _check_batch_size(batch_size)
     if method == "gradient":
         return saliency(network, inputs, abs=abs, target=target, batch_size=batch_size)
-    from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
+    # Without Captum, fail here, before the input checks (the methods import it per batch).
+    import captum.attr  # noqa: F401
 
     matrix = _as_input(inputs)
     targets = _targets(target, matrix.shape[0])
@@ -338,52 +408,18 @@ def attribute(
     maps = np.empty_like(matrix)
     baseline: float | torch.Tensor = 0.0
     if method == "integrated_gradients":
-        value = settings["baseline"]
-        if np.ndim(value) == 0:
-            baseline = float(value)
-        else:
-            base = np.asarray(value, dtype=np.float32).reshape(1, -1)
-            if base.shape[1] != matrix.shape[1]:
-                raise ValueError(
-                    f"integrated_gradients baseline: expected one value per gene "
-                    f"({matrix.shape[1]}), got {base.shape[1]}"
-                )
-            baseline = torch.from_numpy(base).to(device)
+        baseline = _ig_baseline(settings["baseline"], matrix.shape[1], device)
     devices = [device] if device.type == "cuda" else []
     with frozen(network), torch.random.fork_rng(devices=devices), torch.enable_grad():
         torch.manual_seed(seed)
         for start in range(0, matrix.shape[0], batch_size):
             stop = min(start + batch_size, matrix.shape[0])
             x = torch.from_numpy(matrix[start:stop]).to(device)
-            with torch.no_grad():
-                logits = network(x)
-            if targets is None:
-                chosen = logits.argmax(dim=1)
-            else:
-                chosen = torch.from_numpy(targets[start:stop]).to(device)
-                _check_targets(chosen, logits.shape[1])
+            chosen = _batch_targets(network, x, targets, start, stop)
             x = x.clone().requires_grad_(True)
-            if method == "integrated_gradients":
-                result = IntegratedGradients(network).attribute(
-                    x,
-                    baselines=baseline,
-                    target=chosen,
-                    n_steps=int(settings["n_steps"]),
-                    internal_batch_size=batch_size,
-                )
-            elif method == "smoothgrad":
-                result = NoiseTunnel(Saliency(network)).attribute(
-                    x,
-                    nt_type="smoothgrad",
-                    nt_samples=int(settings["nt_samples"]),
-                    # Noisy copies per pass, so that one pass holds about batch_size rows.
-                    nt_samples_batch_size=max(1, batch_size // (stop - start)),
-                    stdevs=float(settings["stdevs"]),
-                    target=chosen,
-                    abs=abs,
-                )
-            else:
-                result = InputXGradient(network).attribute(x, target=chosen)
+            result = _captum_attribution(
+                method, network, x, chosen, settings, baseline, batch_size, abs
+            )
             # SmoothGrad already averaged absolute gradients when abs is set.
             finished = minmax_rows_(result.detach().float(), abs and method != "smoothgrad", start)
             maps[start:stop] = finished.cpu().numpy()

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from rnaseq_saliency.datasets import read_samples, tissue_of
-from rnaseq_saliency.expression import read_expression
+from rnaseq_saliency.expression import ExpressionTable, read_expression
 from rnaseq_saliency.fileio import atomic_path
 from rnaseq_saliency.saliency import (
     ModelLike,
@@ -313,26 +313,15 @@ def summary_row(table: pd.DataFrame) -> dict[str, Any]:
     return row
 
 
-def saliency_validation(
+def _read_checked_maps(
     saliency_files: Sequence[str | os.PathLike[str]],
     tissues: Sequence[str],
     model: ModelLike,
-    expression_files: Sequence[str | os.PathLike[str]],
-    samples: pd.DataFrame,
-    predictions: pd.DataFrame | None = None,
-    marker_sets: dict[str, list[str]] | None = None,
-    top_k_genes: int = 20,
-    method: str | None = None,
-    abs: bool | None = None,  # config key saliency.abs; checked against the files
-    seed: int = 0,
-    batch_size: int = 512,
-) -> pd.DataFrame:
-    """The validation table, one row per tissue of ``tissues`` plus the summary row.
-
-    ``method`` and ``abs``, when given, must match what the saliency files were computed with
-    (a stale file is refused); the randomised model's maps use the files' method and options.
-    ``predictions``, when given, must list every file's samples as correct in its split.
-    """
+    predictions: pd.DataFrame | None,
+    method: str | None,
+    abs: bool | None,
+) -> list[TissueSaliency]:
+    """Read each tissue's saliency file; refuse one that is stale or holds other samples."""
     results = []
     for path, tissue in zip(saliency_files, tissues, strict=True):
         result = read_tissue_saliency(path)
@@ -352,6 +341,48 @@ def saliency_validation(
             if stray:
                 raise ValueError(f"{path}: sample {stray[0]} is not a correct prediction")
         results.append(result)
+    return results
+
+
+def _random_model_mean(
+    random_network: Any,
+    model: ModelLike,
+    table: ExpressionTable,
+    result: TissueSaliency,
+    path: str | os.PathLike[str],
+    seed: int,
+    batch_size: int,
+) -> np.ndarray:
+    """The mean map of the randomised model over the tissue's mapped samples, computed with
+    the method and options the tissue's file records."""
+    position = {s: i for i, s in enumerate(table.sample_ids)}
+    missing = [s for s in result.sample_ids if s not in position]
+    if missing:
+        raise ValueError(f"{path}: sample {missing[0]} of the saliency maps is missing")
+    scaled = model.scale(table.matrix[[position[s] for s in result.sample_ids]])
+    maps = attribute(
+        random_network,
+        scaled,
+        method=str(result.info.get("method", "gradient")),
+        target=list(model.tissues).index(result.tissue),
+        abs=bool(result.info.get("abs", False)),
+        batch_size=batch_size,
+        seed=int(result.info.get("seed", seed)),
+        **dict(result.info.get("options", {})),
+    )
+    return maps.mean(axis=0)
+
+
+def _comparisons(
+    results: list[TissueSaliency],
+    model: ModelLike,
+    expression_files: Sequence[str | os.PathLike[str]],
+    samples: pd.DataFrame,
+    seed: int,
+    batch_size: int,
+) -> tuple[GroupMoments, dict[str, np.ndarray]]:
+    """The training rows' moments per tissue (for the t statistics) and each tissue's mean map
+    of the randomised model."""
     by_tissue = {r.tissue: r for r in results}
     files_by_tissue = {tissue_of(p): p for p in expression_files}
     moments = GroupMoments(len(model.gene_ids))
@@ -375,22 +406,36 @@ def saliency_validation(
             moments.add(tissue, np.log1p(table.matrix[rows].astype(np.float64)))
         if needs_maps:
             assert result is not None
-            position = {s: i for i, s in enumerate(table.sample_ids)}
-            missing = [s for s in result.sample_ids if s not in position]
-            if missing:
-                raise ValueError(f"{path}: sample {missing[0]} of the saliency maps is missing")
-            scaled = model.scale(table.matrix[[position[s] for s in result.sample_ids]])
-            maps = attribute(
-                random_network,
-                scaled,
-                method=str(result.info.get("method", "gradient")),
-                target=list(model.tissues).index(tissue),
-                abs=bool(result.info.get("abs", False)),
-                batch_size=batch_size,
-                seed=int(result.info.get("seed", seed)),
-                **dict(result.info.get("options", {})),
+            random_means[tissue] = _random_model_mean(
+                random_network, model, table, result, path, seed, batch_size
             )
-            random_means[tissue] = maps.mean(axis=0)
+    return moments, random_means
+
+
+def saliency_validation(
+    saliency_files: Sequence[str | os.PathLike[str]],
+    tissues: Sequence[str],
+    model: ModelLike,
+    expression_files: Sequence[str | os.PathLike[str]],
+    samples: pd.DataFrame,
+    predictions: pd.DataFrame | None = None,
+    marker_sets: dict[str, list[str]] | None = None,
+    top_k_genes: int = 20,
+    method: str | None = None,
+    abs: bool | None = None,  # config key saliency.abs; checked against the files
+    seed: int = 0,
+    batch_size: int = 512,
+) -> pd.DataFrame:
+    """The validation table, one row per tissue of ``tissues`` plus the summary row.
+
+    ``method`` and ``abs``, when given, must match what the saliency files were computed with
+    (a stale file is refused); the randomised model's maps use the files' method and options.
+    ``predictions``, when given, must list every file's samples as correct in its split.
+    """
+    results = _read_checked_maps(saliency_files, tissues, model, predictions, method, abs)
+    moments, random_means = _comparisons(
+        results, model, expression_files, samples, seed, batch_size
+    )
     gene_names = list(model.gene_names)
     rows_out = []
     for result in results:

@@ -261,6 +261,114 @@ class _Repair:
         log.warning("%s: %s", tissue, self.dropped[tissue])
 
 
+def _too_small(
+    samples: pd.DataFrame,
+    tissues: list[str],
+    n_samples: dict[str, int],
+    n_donors: dict[str, int],
+    group_by: str,
+) -> dict[str, str]:
+    """Tissues that cannot give both a training and a test sample, with why (logged)."""
+    dropped: dict[str, str] = {}
+    for tissue in tissues:
+        count = int(n_samples.get(tissue, 0))
+        if count < MIN_SAMPLES:
+            dropped[tissue] = (
+                f"dropped: {count} sample(s), fewer than the {MIN_SAMPLES} a tissue needs "
+                "(at least one for training and one for testing)"
+            )
+        elif group_by == "donor" and n_donors[tissue] < 2:
+            donor = samples.loc[samples["tissue"] == tissue, "donor_id"].iloc[0]
+            dropped[tissue] = (
+                f"dropped: all {count} samples come from one donor ({donor}), so a donor-grouped "
+                "split cannot give it both training and test samples (split.group_by: none "
+                "would keep it)"
+            )
+    for tissue, note in dropped.items():
+        log.warning("%s: %s", tissue, note)
+    return dropped
+
+
+def _draw_split(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    test_fraction: float,
+    val_fraction: float,
+    seed: int,
+) -> np.ndarray:
+    """Each row's split from the seeded splitter, before any repair: test first, then
+    validation from the rest."""
+    # Two independent streams from one seed, so that the validation split does not reuse the
+    # test split's shuffle.
+    test_state, val_state = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
+    split = np.full(len(labels), "train", dtype=object)
+    in_test = _held_out(labels, groups, test_fraction, test_state)
+    split[in_test] = "test"
+    if val_fraction > 0:
+        rest = np.flatnonzero(~in_test)
+        in_val = _held_out(
+            labels[rest], groups[rest], val_fraction / (1 - test_fraction), val_state
+        )
+        split[rest[in_val]] = "val"
+    return split
+
+
+def _repaired(
+    groups: np.ndarray,
+    labels: np.ndarray,
+    split: np.ndarray,
+    order: dict[str, int],
+    unit: str,
+) -> tuple[dict[str, str], _Repair]:
+    """Each group's split after moving groups so that every tissue has training and test
+    groups, and the repair that did it (its notes and the tissues it had to drop)."""
+    group_split = dict(zip(groups.tolist(), split.tolist(), strict=True))
+    tissue_groups = {
+        tissue: sorted(set(block.tolist()))
+        for tissue, block in pd.Series(groups).groupby(labels, sort=False)
+    }
+    group_sizes = pd.Series(groups).value_counts().to_dict()
+    # Tissues with the fewest donors have the fewest ways to be fixed: repair them first.
+    priority = sorted(tissue_groups, key=lambda t: (len(tissue_groups[t]), order[t]))
+    repair = _Repair(group_split, tissue_groups, group_sizes, priority, unit)
+    repair.run()
+    return group_split, repair
+
+
+def _summary_table(
+    tissues: list[str],
+    assignments: pd.DataFrame,
+    dropped: dict[str, str],
+    repair_notes: dict[str, list[str]],
+    n_samples: dict[str, int],
+    n_donors: dict[str, int],
+    val_fraction: float,
+    unit: str,
+) -> pd.DataFrame:
+    """One row per configured tissue: its counts per split, whether it was kept, and notes."""
+    counts = assignments.groupby(["tissue", "split"]).size()
+    rows = []
+    for tissue in tissues:
+        is_kept = tissue not in dropped
+        n = {s: int(counts.get((tissue, s), 0)) for s in ("train", "val", "test")}
+        notes = [dropped[tissue]] if not is_kept else list(repair_notes.get(tissue, []))
+        if is_kept and val_fraction > 0 and n["val"] == 0:
+            notes.append(f"no validation sample (too few {unit}s)")
+        rows.append(
+            {
+                "tissue": tissue,
+                "n_samples": int(n_samples.get(tissue, 0)),
+                "n_donors": int(n_donors.get(tissue, 0)),
+                "n_train": n["train"],
+                "n_val": n["val"],
+                "n_test": n["test"],
+                "kept": is_kept,
+                "note": "; ".join(notes),
+            }
+        )
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
 def split_samples(
     samples: pd.DataFrame,
     tissues: Sequence[str],
@@ -296,80 +404,23 @@ def split_samples(
     ].reset_index(drop=True)
     n_samples = samples.groupby("tissue").size().to_dict()
     n_donors = samples.groupby("tissue")["donor_id"].nunique().to_dict()
-
-    dropped: dict[str, str] = {}
-    for tissue in tissues:
-        count = int(n_samples.get(tissue, 0))
-        if count < MIN_SAMPLES:
-            dropped[tissue] = (
-                f"dropped: {count} sample(s), fewer than the {MIN_SAMPLES} a tissue needs "
-                "(at least one for training and one for testing)"
-            )
-        elif group_by == "donor" and n_donors[tissue] < 2:
-            donor = samples.loc[samples["tissue"] == tissue, "donor_id"].iloc[0]
-            dropped[tissue] = (
-                f"dropped: all {count} samples come from one donor ({donor}), so a donor-grouped "
-                "split cannot give it both training and test samples (split.group_by: none "
-                "would keep it)"
-            )
-    for tissue, note in dropped.items():
-        log.warning("%s: %s", tissue, note)
+    dropped = _too_small(samples, tissues, n_samples, n_donors, group_by)
 
     kept = samples.loc[~samples["tissue"].isin(dropped)].reset_index(drop=True)
     groups = (kept["donor_id"] if group_by == "donor" else kept["sample_id"]).to_numpy()
     labels = kept["tissue"].to_numpy()
-    # Two independent streams from one seed, so that the validation split does not reuse the
-    # test split's shuffle.
-    test_state, val_state = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
-    split = np.full(len(kept), "train", dtype=object)
-    in_test = _held_out(labels, groups, test_fraction, test_state)
-    split[in_test] = "test"
-    if val_fraction > 0:
-        rest = np.flatnonzero(~in_test)
-        in_val = _held_out(
-            labels[rest], groups[rest], val_fraction / (1 - test_fraction), val_state
-        )
-        split[rest[in_val]] = "val"
-
-    group_split = dict(zip(groups.tolist(), split.tolist(), strict=True))
-    tissue_groups = {
-        tissue: sorted(set(block.tolist()))
-        for tissue, block in pd.Series(groups).groupby(labels, sort=False)
-    }
-    group_sizes = pd.Series(groups).value_counts().to_dict()
-    # Tissues with the fewest donors have the fewest ways to be fixed: repair them first.
-    priority = sorted(tissue_groups, key=lambda t: (len(tissue_groups[t]), order[t]))
+    split = _draw_split(labels, groups, test_fraction, val_fraction, seed)
     unit = "donor" if group_by == "donor" else "sample"
-    repair = _Repair(group_split, tissue_groups, group_sizes, priority, unit)
-    repair.run()
+    group_split, repair = _repaired(groups, labels, split, order, unit)
     dropped.update(repair.dropped)
 
     kept = kept.assign(split=[group_split[g] for g in groups.tolist()])
     kept = kept.loc[~kept["tissue"].isin(dropped)].reset_index(drop=True)
     assignments = kept[SAMPLES_COLUMNS]
     _check_guarantees(assignments, group_by)
-
-    counts = assignments.groupby(["tissue", "split"]).size()
-    rows = []
-    for tissue in tissues:
-        is_kept = tissue not in dropped
-        n = {s: int(counts.get((tissue, s), 0)) for s in ("train", "val", "test")}
-        notes = [dropped[tissue]] if not is_kept else list(repair.notes.get(tissue, []))
-        if is_kept and val_fraction > 0 and n["val"] == 0:
-            notes.append(f"no validation sample (too few {unit}s)")
-        rows.append(
-            {
-                "tissue": tissue,
-                "n_samples": int(n_samples.get(tissue, 0)),
-                "n_donors": int(n_donors.get(tissue, 0)),
-                "n_train": n["train"],
-                "n_val": n["val"],
-                "n_test": n["test"],
-                "kept": is_kept,
-                "note": "; ".join(notes),
-            }
-        )
-    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    summary = _summary_table(
+        tissues, assignments, dropped, repair.notes, n_samples, n_donors, val_fraction, unit
+    )
     _log_summary(assignments, summary)
     return assignments, summary
 

@@ -15,8 +15,8 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from rnaseq_saliency.fileio import atomic_path
 from rnaseq_saliency.model import (
     JSON_FILE,
     WEIGHTS_FILE,
+    Architecture,
     Scaler,
     TrainedModel,
     architecture_from_config,
@@ -304,6 +305,331 @@ def write_history(path: str | os.PathLike[str], history: Sequence[EpochRecord]) 
         frame.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.6g")
 
 
+@dataclass
+class _Labelled:
+    """The classes, the checked labels of the training and validation rows, and the network
+    to train."""
+
+    classes: list[str]
+    y_train: torch.Tensor
+    y_val: torch.Tensor
+    architecture: Architecture
+    counts: torch.Tensor  # training rows per class
+
+
+def _check_and_label(
+    training_rows: LabelledRows,
+    val_rows: LabelledRows,
+    gene_names: Sequence[str],
+    classes: list[str],
+    model_cfg: dict[str, Any],
+) -> _Labelled:
+    """Check that the rows fit together and every class has training rows; label the rows."""
+    if training_rows.matrix.shape[0] == 0:
+        raise ValueError("there are no training rows")
+    if val_rows.matrix.shape[0] and val_rows.gene_ids != training_rows.gene_ids:
+        raise ValueError("the validation rows' genes differ from the training rows' genes")
+    if len(gene_names) != len(training_rows.gene_ids):
+        raise ValueError(f"{len(gene_names)} gene names for {len(training_rows.gene_ids)} genes")
+    y_train = _labels(training_rows.tissues, classes, "training rows")
+    y_val = _labels(val_rows.tissues, classes, "validation rows")
+    architecture = architecture_from_config(
+        len(training_rows.gene_ids), len(classes), dict(model_cfg)
+    )
+    counts = torch.bincount(y_train, minlength=len(classes))
+    empty = [classes[i] for i in torch.nonzero(counts == 0).flatten().tolist()]
+    if empty:
+        raise ValueError(f"tissue(s) {empty} have no training rows; every class needs some")
+    return _Labelled(classes, y_train, y_val, architecture, counts)
+
+
+@dataclass
+class _DeviceData:
+    """The scaled rows and their labels on the training device, and the fitted scaler."""
+
+    scaler: Scaler
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+    @property
+    def has_val(self) -> bool:
+        return self.x_val.shape[0] > 0
+
+
+def _scale_to_device(
+    training_rows: LabelledRows,
+    val_rows: LabelledRows,
+    labelled: _Labelled,
+    device: torch.device,
+    scale_in_place: bool,
+) -> _DeviceData:
+    """Fit the scaler on the training rows and move the scaled rows to ``device``."""
+    scaler, scaled_train = Scaler.fit_transform(
+        training_rows.matrix, overwrite_input=scale_in_place
+    )
+    # Data moves to the training device once; batches are then cut from it by indexing.
+    x_train = torch.from_numpy(scaled_train).to(device)
+    x_val = torch.from_numpy(scaler.transform(val_rows.matrix)).to(device)
+    y_train, y_val = labelled.y_train.to(device), labelled.y_val.to(device)
+    return _DeviceData(scaler, x_train, y_train, x_val, y_val)
+
+
+@dataclass
+class _Fit:
+    """The network being trained, its optimiser and loss weights, and where batch orders come
+    from: a seeded permutation, or a class-balancing sampler."""
+
+    network: nn.Module
+    optimizer: torch.optim.Optimizer
+    grad_scaler: torch.amp.GradScaler
+    weight: torch.Tensor | None
+    generator: torch.Generator
+    sampler: Iterable[int] | None
+    amp: bool
+
+
+def _set_up_fit(
+    labelled: _Labelled,
+    data: _DeviceData,
+    settings: TrainSettings,
+    device: torch.device,
+    amp: bool,
+) -> _Fit:
+    """Build the network (from torch's seeded generator), optimiser and batch-order source."""
+    network = network_from_architecture(labelled.architecture).to(device)
+    network.train()
+    weight = (
+        class_weights(data.y_train, len(labelled.classes)).to(device)
+        if (settings.class_balance == "loss_weights")
+        else None
+    )
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    grad_scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    generator = torch.Generator().manual_seed(settings.seed)
+    sampler = None
+    if settings.class_balance == "sampler":
+        from torch.utils.data import WeightedRandomSampler
+
+        row_weights = (1.0 / labelled.counts.double())[data.y_train.cpu()]
+        sampler = WeightedRandomSampler(
+            row_weights, num_samples=data.x_train.shape[0], replacement=True, generator=generator
+        )
+    return _Fit(network, optimizer, grad_scaler, weight, generator, sampler, amp)
+
+
+def _log_start(
+    architecture: Architecture,
+    fit: _Fit,
+    device: torch.device,
+    data: _DeviceData,
+    training_rows: LabelledRows,
+    n_classes: int,
+) -> None:
+    """Log what is about to be trained, on what, and where."""
+    log.info(
+        "training the %s model (%d parameters) on %s: %d training rows (%d synthetic), "
+        "%d validation rows, %d genes, %d tissues%s",
+        architecture.preset,
+        count_parameters(fit.network),
+        device,
+        data.x_train.shape[0],
+        int(np.count_nonzero(training_rows.synthetic)),
+        data.x_val.shape[0],
+        architecture.n_inputs,
+        n_classes,
+        ", mixed precision" if fit.amp else "",
+    )
+
+
+@dataclass
+class _Run:
+    """What a training run carries from epoch to epoch."""
+
+    stopper: EarlyStopping
+    history: list[EpochRecord] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+def _train_epoch(
+    fit: _Fit,
+    data: _DeviceData,
+    settings: TrainSettings,
+    epoch: int,
+    progress: bool,
+    run: _Run,
+) -> bool:
+    """Train one epoch, evaluate, and record it in ``run``; returns whether it is the new best."""
+    started = time.perf_counter()
+    n_rows = data.x_train.shape[0]
+    if fit.sampler is not None:
+        order = torch.as_tensor(list(fit.sampler), dtype=torch.long)
+    else:
+        order = torch.randperm(n_rows, generator=fit.generator)
+    order = order.to(data.x_train.device)
+    n_batches = math.ceil(n_rows / settings.batch_size)
+    bar = _progress_bar(epoch, settings.epochs, n_batches, progress)
+    train_loss, train_accuracy = train_batches(
+        fit.network,
+        fit.optimizer,
+        fit.grad_scaler,
+        data.x_train,
+        data.y_train,
+        order,
+        settings.batch_size,
+        weight=fit.weight,
+        amp=fit.amp,
+        on_batch=bar.update,
+    )
+    bar.close()
+    val_loss, val_accuracy = _evaluate(fit.network, data.x_val, data.y_val, fit.weight, fit.amp)
+    monitored = val_loss if data.has_val else train_loss
+    improved = run.stopper.update(epoch, monitored)
+    if improved:
+        run.best_state = {
+            name: tensor.detach().clone() for name, tensor in fit.network.state_dict().items()
+        }
+    lr = float(fit.optimizer.param_groups[0]["lr"])
+    seconds = time.perf_counter() - started
+    run.history.append(
+        EpochRecord(epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, seconds)
+    )
+    return improved
+
+
+def _report_epoch(
+    writer: Any, record: EpochRecord, epochs: int, has_val: bool, improved: bool
+) -> None:
+    """The epoch's scalars into TensorBoard and its line into the log."""
+    epoch = record.epoch
+    writer.add_scalar("loss/train", record.train_loss, epoch)
+    writer.add_scalar("accuracy/train", record.train_accuracy, epoch)
+    if has_val:
+        writer.add_scalar("loss/val", record.val_loss, epoch)
+        writer.add_scalar("accuracy/val", record.val_accuracy, epoch)
+    writer.add_scalar("lr", record.lr, epoch)
+    log.info(
+        "epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | lr %.3g | %.1f s%s",
+        epoch,
+        epochs,
+        record.train_loss,
+        record.train_accuracy,
+        record.val_loss,
+        record.val_accuracy,
+        record.lr,
+        record.seconds,
+        " (best)" if improved else "",
+    )
+    if not math.isfinite(record.train_loss):
+        log.warning(
+            "epoch %d: the training loss is %s; consider a lower train.lr",
+            epoch,
+            record.train_loss,
+        )
+
+
+def _run_epochs(
+    fit: _Fit, data: _DeviceData, settings: TrainSettings, writer: Any, progress: bool
+) -> _Run:
+    """Train epoch by epoch until ``settings.epochs`` or early stopping."""
+    run = _Run(EarlyStopping(settings.patience, settings.min_delta))
+    for epoch in range(1, settings.epochs + 1):
+        improved = _train_epoch(fit, data, settings, epoch, progress, run)
+        _report_epoch(writer, run.history[-1], settings.epochs, data.has_val, improved)
+        if run.stopper.should_stop:
+            log.info(
+                "early stopping after epoch %d: no improvement of the %s loss for %d "
+                "epochs; keeping epoch %d",
+                epoch,
+                "validation" if data.has_val else "training",
+                settings.patience,
+                run.stopper.best_epoch,
+            )
+            break
+    return run
+
+
+def _keep_best(network: nn.Module, run: _Run) -> EpochRecord:
+    """Load the best epoch's weights into ``network`` and mark that epoch in the history."""
+    if run.best_state is None:
+        raise RuntimeError("training diverged: the monitored loss was never finite; lower train.lr")
+    network.load_state_dict(run.best_state)
+    best = run.history[run.stopper.best_epoch - 1]
+    best.best = True
+    return best
+
+
+def _best_metrics(best: EpochRecord) -> dict[str, float]:
+    """The kept epoch's figures, as TensorBoard hyper-parameter metrics."""
+    return {
+        "hparam/best_epoch": float(best.epoch),
+        "hparam/train_loss": best.train_loss,
+        "hparam/train_accuracy": best.train_accuracy,
+        "hparam/val_loss": best.val_loss,
+        "hparam/val_accuracy": best.val_accuracy,
+    }
+
+
+def _training_info(
+    best: EpochRecord,
+    run: _Run,
+    settings: TrainSettings,
+    data: _DeviceData,
+    training_rows: LabelledRows,
+    labelled: _Labelled,
+    device: torch.device,
+    amp: bool,
+) -> dict[str, Any]:
+    """The ``training`` section of model.json: how the run went and what it trained on."""
+    has_val = data.has_val
+    return {
+        "best_epoch": best.epoch,
+        "epochs_run": len(run.history),
+        "stopped_early": len(run.history) < settings.epochs,
+        "monitor": "val_loss" if has_val else "train_loss",
+        "best_train_loss": best.train_loss,
+        "best_train_accuracy": best.train_accuracy,
+        "best_val_loss": best.val_loss if has_val else None,
+        "best_val_accuracy": best.val_accuracy if has_val else None,
+        "device": device.type,
+        "mixed_precision": amp,
+        "n_training_rows": data.x_train.shape[0],
+        "n_synthetic_training_rows": int(np.count_nonzero(training_rows.synthetic)),
+        "n_validation_rows": int(data.x_val.shape[0]),
+        "training_rows_per_tissue": {
+            c: int(n) for c, n in zip(labelled.classes, labelled.counts.tolist(), strict=True)
+        },
+        "settings": vars(settings),
+    }
+
+
+def _save_model(
+    out: Path,
+    fit: _Fit,
+    labelled: _Labelled,
+    data: _DeviceData,
+    gene_ids: Sequence[str],
+    gene_names: Sequence[str],
+    info: dict[str, Any],
+    run_config: dict[str, Any] | None,
+) -> TrainedModel:
+    """model.safetensors and model.json into ``out``."""
+    return save_model(
+        out,
+        fit.network,
+        labelled.architecture,
+        data.scaler,
+        gene_ids,
+        list(gene_names),
+        labelled.classes,
+        training=info,
+        config=run_config,
+    )
+
+
 def train(
     training_rows: LabelledRows,
     val_rows: LabelledRows,
@@ -334,31 +660,10 @@ def train(
     settings = TrainSettings.from_config(dict(train_cfg))
     device = resolve_device(settings.device)
     classes = list(tissues)
-    if training_rows.matrix.shape[0] == 0:
-        raise ValueError("there are no training rows")
-    if val_rows.matrix.shape[0] and val_rows.gene_ids != training_rows.gene_ids:
-        raise ValueError("the validation rows' genes differ from the training rows' genes")
-    if len(gene_names) != len(training_rows.gene_ids):
-        raise ValueError(f"{len(gene_names)} gene names for {len(training_rows.gene_ids)} genes")
-    y_train = _labels(training_rows.tissues, classes, "training rows")
-    y_val = _labels(val_rows.tissues, classes, "validation rows")
-    architecture = architecture_from_config(
-        len(training_rows.gene_ids), len(classes), dict(model_cfg)
-    )
-    counts = torch.bincount(y_train, minlength=len(classes))
-    empty = [classes[i] for i in torch.nonzero(counts == 0).flatten().tolist()]
-    if empty:
-        raise ValueError(f"tissue(s) {empty} have no training rows; every class needs some")
-
-    scaler, scaled_train = Scaler.fit_transform(
-        training_rows.matrix, overwrite_input=scale_in_place
-    )
-    # Data moves to the training device once; batches are then cut from it by indexing.
-    x_train = torch.from_numpy(scaled_train).to(device)
-    x_val = torch.from_numpy(scaler.transform(val_rows.matrix)).to(device)
-    y_train, y_val = y_train.to(device), y_val.to(device)
-    has_val = x_val.shape[0] > 0
-    if not has_val:
+    labelled = _check_and_label(training_rows, val_rows, gene_names, classes, model_cfg)
+    architecture = labelled.architecture
+    data = _scale_to_device(training_rows, val_rows, labelled, device, scale_in_place)
+    if not data.has_val:
         warnings.warn(
             "there are no validation rows: early stopping follows the training loss, which "
             "keeps improving as the model overfits; give the split a val_fraction > 0",
@@ -367,171 +672,26 @@ def train(
         log.warning("no validation rows: early stopping follows the training loss")
 
     amp = device.type == "cuda"
-    n_rows = x_train.shape[0]
     with _reproducible(settings.seed, threads):
-        network = network_from_architecture(architecture).to(device)
-        network.train()
-        weight = (
-            class_weights(y_train, len(classes)).to(device)
-            if (settings.class_balance == "loss_weights")
-            else None
-        )
-        optimizer = torch.optim.AdamW(
-            network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
-        )
-        grad_scaler = torch.amp.GradScaler("cuda", enabled=amp)
-        generator = torch.Generator().manual_seed(settings.seed)
-        sampler = None
-        if settings.class_balance == "sampler":
-            from torch.utils.data import WeightedRandomSampler
-
-            row_weights = (1.0 / counts.double())[y_train.cpu()]
-            sampler = WeightedRandomSampler(
-                row_weights, num_samples=n_rows, replacement=True, generator=generator
-            )
-        log.info(
-            "training the %s model (%d parameters) on %s: %d training rows (%d synthetic), "
-            "%d validation rows, %d genes, %d tissues%s",
-            architecture.preset,
-            count_parameters(network),
-            device,
-            n_rows,
-            int(np.count_nonzero(training_rows.synthetic)),
-            x_val.shape[0],
-            architecture.n_inputs,
-            len(classes),
-            ", mixed precision" if amp else "",
-        )
-        stopper = EarlyStopping(settings.patience, settings.min_delta)
-        history: list[EpochRecord] = []
-        best_state: dict[str, torch.Tensor] | None = None
+        fit = _set_up_fit(labelled, data, settings, device, amp)
+        _log_start(architecture, fit, device, data, training_rows, len(classes))
         from torch.utils.tensorboard import SummaryWriter
 
-        n_batches = math.ceil(n_rows / settings.batch_size)
         with SummaryWriter(log_dir=os.fspath(tensorboard_dir)) as writer:
-            for epoch in range(1, settings.epochs + 1):
-                started = time.perf_counter()
-                if sampler is not None:
-                    order = torch.as_tensor(list(sampler), dtype=torch.long)
-                else:
-                    order = torch.randperm(n_rows, generator=generator)
-                order = order.to(device)
-                bar = _progress_bar(epoch, settings.epochs, n_batches, progress)
-                train_loss, train_accuracy = train_batches(
-                    network,
-                    optimizer,
-                    grad_scaler,
-                    x_train,
-                    y_train,
-                    order,
-                    settings.batch_size,
-                    weight=weight,
-                    amp=amp,
-                    on_batch=bar.update,
-                )
-                bar.close()
-                val_loss, val_accuracy = _evaluate(network, x_val, y_val, weight, amp)
-                monitored = val_loss if has_val else train_loss
-                improved = stopper.update(epoch, monitored)
-                if improved:
-                    best_state = {
-                        name: tensor.detach().clone()
-                        for name, tensor in network.state_dict().items()
-                    }
-                lr = float(optimizer.param_groups[0]["lr"])
-                seconds = time.perf_counter() - started
-                history.append(
-                    EpochRecord(
-                        epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, seconds
-                    )
-                )
-                writer.add_scalar("loss/train", train_loss, epoch)
-                writer.add_scalar("accuracy/train", train_accuracy, epoch)
-                if has_val:
-                    writer.add_scalar("loss/val", val_loss, epoch)
-                    writer.add_scalar("accuracy/val", val_accuracy, epoch)
-                writer.add_scalar("lr", lr, epoch)
-                log.info(
-                    "epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | "
-                    "lr %.3g | %.1f s%s",
-                    epoch,
-                    settings.epochs,
-                    train_loss,
-                    train_accuracy,
-                    val_loss,
-                    val_accuracy,
-                    lr,
-                    seconds,
-                    " (best)" if improved else "",
-                )
-                if not math.isfinite(train_loss):
-                    log.warning(
-                        "epoch %d: the training loss is %s; consider a lower train.lr",
-                        epoch,
-                        train_loss,
-                    )
-                if stopper.should_stop:
-                    log.info(
-                        "early stopping after epoch %d: no improvement of the %s loss for %d "
-                        "epochs; keeping epoch %d",
-                        epoch,
-                        "validation" if has_val else "training",
-                        settings.patience,
-                        stopper.best_epoch,
-                    )
-                    break
-            if best_state is None:
-                raise RuntimeError(
-                    "training diverged: the monitored loss was never finite; lower train.lr"
-                )
-            network.load_state_dict(best_state)
-            best = history[stopper.best_epoch - 1]
-            best.best = True
+            run = _run_epochs(fit, data, settings, writer, progress)
+            best = _keep_best(fit.network, run)
             hparams = _hparams(architecture.to_json(), settings, run_config or {})
-            metrics = {
-                "hparam/best_epoch": float(best.epoch),
-                "hparam/train_loss": best.train_loss,
-                "hparam/train_accuracy": best.train_accuracy,
-                "hparam/val_loss": best.val_loss,
-                "hparam/val_accuracy": best.val_accuracy,
-            }
-            _write_hparams(writer, hparams, metrics, stopper.best_epoch)
+            _write_hparams(writer, hparams, _best_metrics(best), run.stopper.best_epoch)
 
-    stopped_early = len(history) < settings.epochs
-    training_info = {
-        "best_epoch": best.epoch,
-        "epochs_run": len(history),
-        "stopped_early": stopped_early,
-        "monitor": "val_loss" if has_val else "train_loss",
-        "best_train_loss": best.train_loss,
-        "best_train_accuracy": best.train_accuracy,
-        "best_val_loss": best.val_loss if has_val else None,
-        "best_val_accuracy": best.val_accuracy if has_val else None,
-        "device": device.type,
-        "mixed_precision": amp,
-        "n_training_rows": n_rows,
-        "n_synthetic_training_rows": int(np.count_nonzero(training_rows.synthetic)),
-        "n_validation_rows": int(x_val.shape[0]),
-        "training_rows_per_tissue": {
-            c: int(n) for c, n in zip(classes, counts.tolist(), strict=True)
-        },
-        "settings": vars(settings),
-    }
+    info = _training_info(best, run, settings, data, training_rows, labelled, device, amp)
     out = Path(out_dir)
-    trained = save_model(
-        out,
-        network,
-        architecture,
-        scaler,
-        training_rows.gene_ids,
-        list(gene_names),
-        classes,
-        training=training_info,
-        config=run_config,
+    trained = _save_model(
+        out, fit, labelled, data, training_rows.gene_ids, gene_names, info, run_config
     )
-    write_history(out / HISTORY_FILE, history)
-    log.info("kept epoch %d of %d; model written to %s", best.epoch, len(history), out)
-    return TrainResult(trained, history, best.epoch, stopped_early, device.type)
+    write_history(out / HISTORY_FILE, run.history)
+    log.info("kept epoch %d of %d; model written to %s", best.epoch, len(run.history), out)
+    stopped_early = len(run.history) < settings.epochs
+    return TrainResult(trained, run.history, best.epoch, stopped_early, device.type)
 
 
 def _progress_bar(epoch: int, epochs: int, n_batches: int, enabled: bool) -> Any:

@@ -25,6 +25,17 @@
 # 5 /etc/slurm/slurm.conf belongs to another cluster.
 set -euo pipefail
 
+# Debian installs munged, slurmctld, slurmd and runuser in /usr/sbin (or /sbin), which is not on
+# every root PATH (sudo without secure_path, su without -, CI runners). Append the system
+# directories that PATH lacks, so those tools are found; PATH's own order still comes first.
+for dir in /usr/local/sbin /usr/sbin /sbin /usr/local/bin /usr/bin /bin; do
+  case ":${PATH-}:" in
+    *":$dir:"*) ;;
+    *) PATH="${PATH:+$PATH:}$dir" ;;
+  esac
+done
+export PATH
+
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${1:-/tmp/rnaseq-saliency-slurm}
 PARTITION=${SLURM_TEST_PARTITION:-main}

@@ -9,6 +9,17 @@
 # that is not running does nothing. Logs stay in STATE_DIR.
 set -euo pipefail
 
+# As in start.sh: a root PATH may lack the system directories (sudo without secure_path, su
+# without -, CI runners); squeue, scancel and timeout are in /usr/bin. Append the ones PATH
+# lacks, so those tools are found; PATH's own order still comes first.
+for dir in /usr/local/sbin /usr/sbin /sbin /usr/local/bin /usr/bin /bin; do
+  case ":${PATH-}:" in
+    *":$dir:"*) ;;
+    *) PATH="${PATH:+$PATH:}$dir" ;;
+  esac
+done
+export PATH
+
 STATE=${1:-/tmp/rnaseq-saliency-slurm}
 case "$STATE" in
   /*) ;;
