@@ -338,15 +338,6 @@ def tissue_means(rng: np.random.Generator, profiles: np.ndarray) -> np.ndarray:
     return np.maximum(profiles, EXPRESSION_FLOOR) * np.exp(deviation)
 
 
-@dataclass
-class TissueSamples:
-    sample_ids: list[str]
-    donor_rows: np.ndarray
-    reads: np.ndarray  # (n_genes, n_samples) int64
-    tpm: np.ndarray  # (n_genes, n_samples) float64, rounded
-    library: np.ndarray  # reads in genes per sample (N_j)
-
-
 def draw_heterogeneity(rng: np.random.Generator) -> float:
     """A tissue's heterogeneity factor ``s_t`` (log-normal around 1; model step 2)."""
     return math.exp(rng.normal(0.0, 0.2))

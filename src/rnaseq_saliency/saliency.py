@@ -10,9 +10,10 @@ and Captum's default of ``abs=True`` (ours is ``abs=False``). ``tests/test_salie
 What a map is, and is not: a local, first-order sensitivity of one logit at one input point. It
 is not causal and not a measure of expression; with ``abs=False`` a value near 1 means "raising
 this gene raises the tissue's logit most steeply", near 0 "lowers it most steeply", and genes
-without effect sit in between. Vanilla gradients give a noisy gene ranking (FINDINGS.md);
-``attribute`` offers Captum's integrated gradients, SmoothGrad and input x gradient with the
-same post-processing, and ``saliency_validation`` says which ranking agrees with biology.
+without effect sit in between. Vanilla gradients give a noisy gene ranking (BENCHMARKS.md,
+"Saliency on the demo"); ``attribute`` offers Captum's integrated gradients, SmoothGrad and
+input x gradient with the same post-processing, and ``saliency_validation`` says which ranking
+agrees with biology.
 
 Batching: one forward and one backward pass per batch. The gradient of the *sum* over the batch
 of each sample's selected logit, with respect to the batch input, has as row ``i`` the gradient
