@@ -4,5 +4,4 @@ from rnaseq_saliency.demo import merge_gct_files
 from rnaseq_saliency.logs import rule_log
 
 with rule_log(snakemake) as log:
-    merge_gct_files(snakemake.input, snakemake.output[0])
-    log.info("%d per-tissue files -> %s", len(snakemake.input), snakemake.output[0])
+    merge_gct_files(list(snakemake.input), snakemake.output[0])

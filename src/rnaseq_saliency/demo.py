@@ -71,6 +71,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -687,6 +688,7 @@ def merge_gct_files(
     finally:
         for handle in handles:
             handle.close()
+    log.info("%d per-tissue files -> %s (%d samples)", len(paths), out_path, len(samples))
 
 
 def _gct_preamble(handle: io.TextIOBase, path: str | Path) -> tuple[int, list[str]]:
@@ -697,3 +699,24 @@ def _gct_preamble(handle: io.TextIOBase, path: str | Path) -> tuple[int, list[st
     if version != "#1.3" or len(dims) != 4 or header[:3] != ["id", "Name", "Description"]:
         raise ValueError(f"{path}: not a GTEx per-tissue GCT 1.3 file (lines 1-3)")
     return int(dims[0]), header[3:]
+
+
+def write_demo_outputs(outputs: Sequence[str | Path], **settings: Any) -> None:
+    """Rule ``demo``: ``write_demo_dataset`` into the one directory of the rule's ``outputs``.
+
+    The writer names its files as GTEx does, so every output must sit in that directory and
+    be written by it; ``settings`` are ``write_demo_dataset``'s keyword arguments.
+
+    Raises:
+        ValueError: when the outputs are not all in one directory.
+        FileNotFoundError: naming any output the writer did not produce.
+    """
+    paths = [Path(path) for path in outputs]
+    out_dir = paths[0].parent
+    elsewhere = [str(path) for path in paths if path.parent != out_dir]
+    if elsewhere:
+        raise ValueError(f"rule demo: outputs {elsewhere} are not in {out_dir} with the others")
+    write_demo_dataset(out_dir, **settings)
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"rule demo: the demo writer did not produce {missing}")

@@ -241,3 +241,22 @@ def read_selected_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
     if genes.empty:
         raise ValueError(f"{path}: no genes listed")
     return genes[SELECTED_COLUMNS]
+
+
+def run_select_genes(
+    gtf_path: str | os.PathLike[str],
+    input_filter: str,
+    id_list_paths: list[str],
+    out_path: str | os.PathLike[str],
+) -> pd.DataFrame:
+    """Rule ``select_genes``: apply ``data.input_filter`` to the GTF and write the selection.
+
+    ``id_list_paths`` is the rule's input list: empty, or the id list that ``input_filter``
+    names (so that editing that file reruns the selection).
+    """
+    genes, _ = select_genes(
+        gtf_path, input_filter, id_list_path=id_list_paths[0] if id_list_paths else None
+    )
+    write_selected_genes(genes, out_path)
+    log.info("wrote %d genes to %s", len(genes), out_path)
+    return genes
