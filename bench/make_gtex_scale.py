@@ -74,6 +74,7 @@ from typing import Any
 import numpy as np
 
 from rnaseq_saliency import demo, gtex
+from rnaseq_saliency.genes import read_gmt
 from rnaseq_saliency.tissues import tissue_table
 
 V8_GENES = 56_200  # rows of every GTEx v8 per-tissue file
@@ -402,7 +403,7 @@ def write_gtex_scale(
         ),
     )
     demo.write_gtf(out / gtex.gtf_file_name(release), genes)
-    markers = demo.read_gmt(demo._read_package_text("hpa_tissue_enriched.gmt"))
+    markers = read_gmt(demo.MARKERS_GMT)
     specific = demo.tissue_specific_genes(means, genes.gene_id, labels, markers)
     demo._write_table(
         out / demo.SPECIFIC_GENES_FILE,

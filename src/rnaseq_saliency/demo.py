@@ -77,9 +77,12 @@ import numpy as np
 
 from rnaseq_saliency import gtex
 from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.genes import read_gmt
 from rnaseq_saliency.tissues import Tissue, tissue_table
 
 log = logging.getLogger(__name__)
+# The HPA tissue-enriched gene sets shipped with the package (demo_build writes them).
+MARKERS_GMT = resources.files(__package__).joinpath("data/hpa_tissue_enriched.gmt")
 
 V8_DONORS = 948
 MALE_FRACTION = 0.666  # 653 of 980 GTEx v8 subjects
@@ -228,19 +231,6 @@ def load_demo_genes(n_genes: int) -> DemoGenes:
         strand=[fields[5] for fields in found],
         profiles=profiles,
     )
-
-
-def read_gmt(text: str) -> dict[str, list[str]]:
-    """GMT text (``name<TAB>description<TAB>gene...``) to ``{name: genes}``."""
-    sets: dict[str, list[str]] = {}
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) < 3:
-            raise ValueError(f"GMT line {line_no}: expected name, description and genes")
-        sets[fields[0]] = [gene for gene in fields[2:] if gene]
-    return sets
 
 
 def tissue_specific_genes(
@@ -591,7 +581,7 @@ def write_demo_dataset(
         ),
     )
     write_gtf(out / gtex.gtf_file_name(release), genes)
-    markers = read_gmt(_read_package_text("hpa_tissue_enriched.gmt"))
+    markers = read_gmt(MARKERS_GMT)
     specific = tissue_specific_genes(means, genes.gene_id, labels, markers)
     _write_table(
         out / SPECIFIC_GENES_FILE,

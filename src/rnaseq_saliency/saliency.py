@@ -57,8 +57,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rnaseq_saliency.datasets import tissue_of
+from rnaseq_saliency.evaluate import read_predictions
 from rnaseq_saliency.expression import GENE_IDS_KEY, ExpressionTable
 from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.genes import read_selected_genes
 
 if TYPE_CHECKING:
     import torch
@@ -81,7 +83,6 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
 AGGREGATE_ROWS = ("mean", "median", "sd", "n")
 SALIENCY_KEY = b"rnaseq_saliency.saliency"
 SALIENCY_COLUMN = "saliency"
-PREDICTION_COLUMNS = ["sample_id", "tissue", "split", "predicted", "correct"]
 
 
 class ModelLike(Protocol):
@@ -445,28 +446,6 @@ def make_tissue_saliency(
     )
 
 
-def _as_bool(values: pd.Series, path: str | os.PathLike[str] | None) -> np.ndarray:
-    if values.dtype == bool:
-        return values.to_numpy()
-    words = values.astype(str).str.strip().str.lower()
-    mapping = {"true": True, "1": True, "false": False, "0": False}
-    unknown = sorted(set(words) - set(mapping))
-    if unknown:
-        where = f"{path}: " if path else ""
-        raise ValueError(f"{where}column 'correct': values {unknown[:5]} are not true/false")
-    return words.map(mapping).to_numpy(dtype=bool)
-
-
-def read_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read ``results/evaluation/predictions.tsv``; ``correct`` becomes a bool column."""
-    predictions = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; expected {PREDICTION_COLUMNS}")
-    predictions["correct"] = _as_bool(predictions["correct"], path)
-    return predictions
-
-
 def evaluated_split(predictions: pd.DataFrame) -> str:
     """``test`` when the predictions hold test samples, else ``val`` (``evaluate.test_opt: 0``)."""
     splits = set(predictions["split"])
@@ -787,15 +766,6 @@ def read_mean_matrix(path: str | os.PathLike[str]) -> pd.DataFrame:
     return matrix
 
 
-def read_selected_genes(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
-    """Gene ids and names, in model input order, from ``results/genes/selected_genes.tsv``."""
-    genes = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = [c for c in ("gene_id", "gene_name") if c not in genes.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; expected gene_id, gene_name")
-    return genes["gene_id"].tolist(), genes["gene_name"].tolist()
-
-
 def run_top_genes(
     saliency_files: Sequence[str | os.PathLike[str]],
     tissues: Sequence[str],
@@ -804,7 +774,8 @@ def run_top_genes(
     mean_matrix_path: str | os.PathLike[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``top_genes`` rule: rank each tissue's genes and write the table and the matrix."""
-    gene_ids, gene_names = read_selected_genes(genes_path)
+    genes = read_selected_genes(genes_path)
+    gene_ids, gene_names = genes["gene_id"].tolist(), genes["gene_name"].tolist()
     top, matrix = top_genes_table(saliency_files, tissues, gene_ids, gene_names)
     write_top_genes(top_genes_path, top)
     write_mean_matrix(mean_matrix_path, matrix)
