@@ -1,10 +1,9 @@
 """Snakemake adapter for rule augment: one tissue's training samples plus synthetic ones."""
 
 from rnaseq_saliency.augment import augment_file
-from rnaseq_saliency.logs import setup_logging
+from rnaseq_saliency.logs import rule_log
 
-log = setup_logging(snakemake.log[0])
-try:
+with rule_log(snakemake) as log:
     augment_file(
         snakemake.input.expression,
         snakemake.input.samples,
@@ -12,6 +11,3 @@ try:
         snakemake.output[0],
         **snakemake.params.settings._asdict(),
     )
-except Exception:
-    log.exception("rule augment failed for tissue %s", snakemake.params.tissue)
-    raise

@@ -1,8 +1,7 @@
 """Snakemake adapter for rule ``demo_matrix``: the demo's whole-matrix GCT, from its tissues."""
 
 from rnaseq_saliency.demo import merge_gct_files
-from rnaseq_saliency.logs import setup_logging
+from rnaseq_saliency.logs import rule_log
 
-log = setup_logging(snakemake.log[0])
-merge_gct_files(snakemake.input, snakemake.output[0])
-log.info("%d per-tissue files -> %s", len(snakemake.input), snakemake.output[0])
+with rule_log(snakemake) as log:
+    merge_gct_files(list(snakemake.input), snakemake.output[0])

@@ -1,13 +1,13 @@
 """Snakemake adapter for rule ``expression_summary``: every attributes row kept or ignored, why."""
 
 from rnaseq_saliency.ingest import summarise_expression
-from rnaseq_saliency.logs import setup_logging
+from rnaseq_saliency.logs import rule_log
 
-log = setup_logging(snakemake.log[0])
-summarise_expression(
-    attributes_path=snakemake.input.attributes,
-    expression_paths=dict(
-        zip(snakemake.params.tissues.labels, snakemake.input.expression, strict=True)
-    ),
-    out_path=snakemake.output[0],
-)
+with rule_log(snakemake) as log:
+    summarise_expression(
+        attributes_path=snakemake.input.attributes,
+        expression_paths=dict(
+            zip(snakemake.params.tissues.labels, snakemake.input.expression, strict=True)
+        ),
+        out_path=snakemake.output[0],
+    )

@@ -2,19 +2,18 @@
 
 from pathlib import Path
 
-from rnaseq_saliency.logs import setup_logging
+from rnaseq_saliency.logs import rule_log
 from rnaseq_saliency.predict import run_predict
 
-log = setup_logging(snakemake.log[0])
-
-run_predict(
-    model_dir=Path(snakemake.input.weights).parent,
-    # Empty when config key predict.input is not set: run_predict says so.
-    input_path=snakemake.input.expression or None,
-    predictions_path=snakemake.output.predictions,
-    top_genes_path=snakemake.output.top_genes,
-    figures_dir=snakemake.output.figures,
-    **snakemake.params.settings._asdict(),
-    **snakemake.params.saliency._asdict(),
-    threads=snakemake.threads,
-)
+with rule_log(snakemake) as log:
+    run_predict(
+        model_dir=Path(snakemake.input.weights).parent,
+        # Empty when config key predict.input is not set: run_predict says so.
+        input_path=snakemake.input.expression or None,
+        predictions_path=snakemake.output.predictions,
+        top_genes_path=snakemake.output.top_genes,
+        figures_dir=snakemake.output.figures,
+        **snakemake.params.settings._asdict(),
+        **snakemake.params.saliency._asdict(),
+        threads=snakemake.threads,
+    )

@@ -1,14 +1,13 @@
 """Snakemake adapter for rule `saliency_heatmap`: one tissue's top genes across all tissues."""
 
 from rnaseq_saliency.figures_saliency import run_tissue_heatmap
-from rnaseq_saliency.logs import setup_logging
+from rnaseq_saliency.logs import rule_log
 
-log = setup_logging(snakemake.log[0])
-
-run_tissue_heatmap(
-    top_genes_path=snakemake.input.top_genes,
-    mean_matrix_path=snakemake.input.mean_matrix,
-    tissue=snakemake.params.tissue,
-    top_n=snakemake.params.settings.top_n,
-    out_png=snakemake.output[0],
-)
+with rule_log(snakemake) as log:
+    run_tissue_heatmap(
+        top_genes_path=snakemake.input.top_genes,
+        mean_matrix_path=snakemake.input.mean_matrix,
+        tissue=snakemake.params.tissue,
+        top_n=snakemake.params.settings.top_n,
+        out_png=snakemake.output[0],
+    )

@@ -1,14 +1,13 @@
 """Snakemake adapter for rule ``select_genes``: apply data.input_filter to the release's GTF."""
 
-from rnaseq_saliency.genes import select_genes, write_selected_genes
-from rnaseq_saliency.logs import setup_logging
+from rnaseq_saliency.genes import run_select_genes
+from rnaseq_saliency.logs import rule_log
 
-log = setup_logging(snakemake.log[0])
-id_lists = list(snakemake.input.id_list)  # empty unless data.input_filter names an id list
-genes, report = select_genes(
-    snakemake.input.gtf,
-    snakemake.params.settings.input_filter,
-    id_list_path=id_lists[0] if id_lists else None,
-)
-write_selected_genes(genes, snakemake.output[0])
-log.info("wrote %d genes to %s", len(genes), snakemake.output[0])
+with rule_log(snakemake) as log:
+    run_select_genes(
+        snakemake.input.gtf,
+        snakemake.params.settings.input_filter,
+        # Empty unless data.input_filter names an id list.
+        id_list_paths=list(snakemake.input.id_list),
+        out_path=snakemake.output[0],
+    )

@@ -2,17 +2,16 @@
 
 from pathlib import Path
 
-from rnaseq_saliency.logs import setup_logging
+from rnaseq_saliency.logs import rule_log
 
-log = setup_logging(snakemake.log[0])
+with rule_log(snakemake) as log:
+    from rnaseq_saliency.sweep import write_run_validation
 
-from rnaseq_saliency.sweep import write_validation  # noqa: E402  (after logging is set up)
-
-write_validation(
-    model_dir=Path(snakemake.input.weights).parent,
-    expression_files=list(snakemake.input.expression),
-    samples_tsv=snakemake.input.samples,
-    run=snakemake.params.run,
-    combination=dict(snakemake.params.combination),
-    out_json=snakemake.output[0],
-)
+    write_run_validation(
+        model_dir=Path(snakemake.input.weights).parent,
+        expression_files=list(snakemake.input.expression),
+        samples_tsv=snakemake.input.samples,
+        run=snakemake.params.run,
+        combination=dict(snakemake.params.combination),
+        out_json=snakemake.output[0],
+    )

@@ -1,19 +1,18 @@
 """Snakemake adapter for rule ``train``: see rnaseq_saliency.training.train_rule."""
 
-from rnaseq_saliency.logs import setup_logging
+from rnaseq_saliency.logs import rule_log
 
-log = setup_logging(snakemake.log[0])
+with rule_log(snakemake) as log:
+    from rnaseq_saliency.training import train_rule
 
-from rnaseq_saliency.training import train_rule  # noqa: E402  (after logging is set up)
-
-train_rule(
-    snakemake.params.settings,
-    augmented=list(snakemake.input.augmented),
-    expression=list(snakemake.input.expression),
-    samples_path=snakemake.input.samples,
-    genes_path=snakemake.input.genes,
-    weights_path=snakemake.output.weights,
-    model_json_path=snakemake.output.model_json,
-    history_path=snakemake.output.history,
-    threads=snakemake.threads,
-)
+    train_rule(
+        snakemake.params.settings,
+        augmented=list(snakemake.input.augmented),
+        expression=list(snakemake.input.expression),
+        samples_path=snakemake.input.samples,
+        genes_path=snakemake.input.genes,
+        weights_path=snakemake.output.weights,
+        model_json_path=snakemake.output.model_json,
+        history_path=snakemake.output.history,
+        threads=snakemake.threads,
+    )

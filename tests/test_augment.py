@@ -19,11 +19,11 @@ from rnaseq_saliency.augment import (
     augment_tissue,
     check_min_samples,
     source_schedule,
-    tissue_seed,
 )
 from rnaseq_saliency.config import ConfigError, validate_config
 from rnaseq_saliency.expression import ExpressionTable, read_expression, write_expression
 from rnaseq_saliency.figures_augmentation import fit_real_pca, plot_pca_augmentation
+from rnaseq_saliency.tissues import tissue_seed
 
 N_GENES = 40
 

@@ -12,6 +12,7 @@ import torch
 from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 from torch import nn
 
+from rnaseq_saliency.evaluate import read_predictions
 from rnaseq_saliency.expression import ExpressionTable
 from rnaseq_saliency.figures_saliency import plot_overview, plot_tissue_heatmap
 from rnaseq_saliency.saliency import (
@@ -21,7 +22,6 @@ from rnaseq_saliency.saliency import (
     method_options,
     minmax_per_sample,
     read_mean_matrix,
-    read_predictions,
     read_tissue_saliency,
     read_top_genes,
     run_top_genes,

@@ -14,6 +14,7 @@ from scipy.stats import ttest_ind
 from torch import nn
 
 from rnaseq_saliency.expression import ExpressionTable, write_expression
+from rnaseq_saliency.genes import read_gmt
 from rnaseq_saliency.saliency import (
     make_tissue_saliency,
     read_tissue_saliency,
@@ -29,7 +30,6 @@ from rnaseq_saliency.saliency_validation import (
     marker_indices,
     one_vs_rest_t,
     randomised_network,
-    read_gmt,
     saliency_validation,
     split_half_overlap,
     topk_overlap,

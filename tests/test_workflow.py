@@ -524,3 +524,16 @@ def test_retry_policy_and_report_verbosity_rerun_nothing(demo_run: Path) -> None
         config.write_text(yaml.safe_dump(nested_override(SMALL_CONFIG, key, value)))
         output = snakemake(demo_run, "--dry-run", configfile=config).stdout
         assert "Nothing to be done" in output, (key, output[-2000:])
+
+
+def test_a_failed_job_says_why_in_its_log(demo_run: Path, tmp_path: Path) -> None:
+    from rnaseq_saliency import gtex
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(SMALL_CONFIG))
+    shutil.copytree(demo_run / "resources", tmp_path / "resources")
+    gct = tmp_path / "resources/demo" / gtex.tissue_file_name("v8", "tpm", "liver")
+    gct.write_bytes(gct.read_bytes()[:-100])  # an interrupted download
+    result = snakemake(tmp_path, "results/expression/liver.parquet", check=False)
+    assert result.returncode != 0
+    last = (tmp_path / "logs/ingest/liver.log").read_text().rstrip("\n").splitlines()[-1]
+    assert "rule ingest failed: GctFormatError:" in last and "truncated or corrupt gzip" in last

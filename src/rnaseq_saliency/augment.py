@@ -36,7 +36,6 @@ get different streams and the same configuration gives byte-identical files.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterable
@@ -47,19 +46,11 @@ import numpy as np
 
 from rnaseq_saliency.datasets import read_samples
 from rnaseq_saliency.expression import ExpressionTable, read_expression, write_expression
+from rnaseq_saliency.tissues import tissue_seed
 
 log = logging.getLogger(__name__)
 
 METHODS = ("noise", "smote", "none")
-
-
-def tissue_seed(seed: int, tissue: str) -> list[int]:
-    """Entropy for ``numpy.random.default_rng``: the seed and a stable 64-bit hash of the tissue.
-
-    Python's ``hash()`` of a string changes between interpreter runs, so it is not used.
-    """
-    digest = hashlib.sha256(tissue.encode("utf-8")).digest()
-    return [int(seed), int.from_bytes(digest[:8], "little")]
 
 
 def check_min_samples(min_samples: object) -> int:

@@ -71,15 +71,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from rnaseq_saliency import gtex
 from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.genes import read_gmt
 from rnaseq_saliency.tissues import Tissue, tissue_table
 
 log = logging.getLogger(__name__)
+# The HPA tissue-enriched gene sets shipped with the package (demo_build writes them).
+MARKERS_GMT = resources.files(__package__).joinpath("data/hpa_tissue_enriched.gmt")
 
 V8_DONORS = 948
 MALE_FRACTION = 0.666  # 653 of 980 GTEx v8 subjects
@@ -230,19 +233,6 @@ def load_demo_genes(n_genes: int) -> DemoGenes:
     )
 
 
-def read_gmt(text: str) -> dict[str, list[str]]:
-    """GMT text (``name<TAB>description<TAB>gene...``) to ``{name: genes}``."""
-    sets: dict[str, list[str]] = {}
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) < 3:
-            raise ValueError(f"GMT line {line_no}: expected name, description and genes")
-        sets[fields[0]] = [gene for gene in fields[2:] if gene]
-    return sets
-
-
 def tissue_specific_genes(
     means: np.ndarray, gene_ids: Sequence[str], labels: Sequence[str], markers: dict[str, list[str]]
 ) -> list[tuple[str, int]]:
@@ -337,15 +327,6 @@ def tissue_means(rng: np.random.Generator, profiles: np.ndarray) -> np.ndarray:
         rows = rng.choice(n_genes, size=n_dev, replace=False)
         deviation[rows, column] = rng.normal(0.0, DEVIATION_SD, size=n_dev)
     return np.maximum(profiles, EXPRESSION_FLOOR) * np.exp(deviation)
-
-
-@dataclass
-class TissueSamples:
-    sample_ids: list[str]
-    donor_rows: np.ndarray
-    reads: np.ndarray  # (n_genes, n_samples) int64
-    tpm: np.ndarray  # (n_genes, n_samples) float64, rounded
-    library: np.ndarray  # reads in genes per sample (N_j)
 
 
 def draw_heterogeneity(rng: np.random.Generator) -> float:
@@ -624,7 +605,7 @@ def _write_specific_genes(
     out: Path, means: np.ndarray, genes: DemoGenes, labels: list[str]
 ) -> list[tuple[str, int]]:
     """The tissue-specific genes table; returns its (tissue, gene row) entries."""
-    markers = read_gmt(_read_package_text("hpa_tissue_enriched.gmt"))
+    markers = read_gmt(MARKERS_GMT)
     specific = tissue_specific_genes(means, genes.gene_id, labels, markers)
     _write_table(
         out / SPECIFIC_GENES_FILE,
@@ -766,6 +747,7 @@ def merge_gct_files(
     finally:
         for handle in handles:
             handle.close()
+    log.info("%d per-tissue files -> %s (%d samples)", len(paths), out_path, len(samples))
 
 
 def _gct_preamble(handle: io.TextIOBase, path: str | Path) -> tuple[int, list[str]]:
@@ -776,3 +758,24 @@ def _gct_preamble(handle: io.TextIOBase, path: str | Path) -> tuple[int, list[st
     if version != "#1.3" or len(dims) != 4 or header[:3] != ["id", "Name", "Description"]:
         raise ValueError(f"{path}: not a GTEx per-tissue GCT 1.3 file (lines 1-3)")
     return int(dims[0]), header[3:]
+
+
+def write_demo_outputs(outputs: Sequence[str | Path], **settings: Any) -> None:
+    """Rule ``demo``: ``write_demo_dataset`` into the one directory of the rule's ``outputs``.
+
+    The writer names its files as GTEx does, so every output must sit in that directory and
+    be written by it; ``settings`` are ``write_demo_dataset``'s keyword arguments.
+
+    Raises:
+        ValueError: when the outputs are not all in one directory.
+        FileNotFoundError: naming any output the writer did not produce.
+    """
+    paths = [Path(path) for path in outputs]
+    out_dir = paths[0].parent
+    elsewhere = [str(path) for path in paths if path.parent != out_dir]
+    if elsewhere:
+        raise ValueError(f"rule demo: outputs {elsewhere} are not in {out_dir} with the others")
+    write_demo_dataset(out_dir, **settings)
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"rule demo: the demo writer did not produce {missing}")

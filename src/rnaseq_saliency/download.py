@@ -38,9 +38,9 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tqdm import tqdm
 
@@ -326,3 +326,36 @@ def _content_range_total(value: str | None) -> int | None:
     """The total size of a ``Content-Range`` header (``bytes */total`` in a 416 answer)."""
     match = _CONTENT_RANGE.fullmatch((value or "").strip())
     return _int_or_none(match[3]) if match else None
+
+
+def download_gtex_file(
+    data_config: Mapping[str, Any],
+    release: str,
+    filename: str,
+    dest: str | os.PathLike[str],
+    checksum_path: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+) -> str:
+    """Rule ``download``: fetch a release's file by its published name into ``dest``.
+
+    ``data_config`` is the run's ``data`` config section, read at run time rather than through
+    the rule's params: the mirror (``base_url``) and the retry policy change no file, so editing
+    them must not fetch anything again (``rnaseq_saliency.settings.RUNTIME_KEYS``).
+    ``checksum_path`` must be ``dest + ".sha256"``, where ``download`` writes the checksum.
+    """
+    from rnaseq_saliency.gtex import file_url
+
+    if os.fspath(checksum_path) != os.fspath(dest) + ".sha256":
+        raise ValueError(
+            f"rule download: output.checksum must be {dest}.sha256, got {checksum_path}"
+        )
+    policy = data_config["download"]
+    return download(
+        file_url(data_config["base_url"], release, filename),
+        dest,
+        retries=policy["retries"],
+        backoff_seconds=policy["backoff_seconds"],
+        timeout_seconds=policy["timeout_seconds"],
+        progress=progress,
+    )

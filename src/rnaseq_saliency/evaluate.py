@@ -39,6 +39,7 @@ from rnaseq_saliency.datasets import (
     read_samples,
 )
 from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.model import count_parameters
 from rnaseq_saliency.plotting import pyplot, save_png
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 TEST_OPTS = (0, 1, 2)
 PREDICTION_COLUMNS = ["sample_id", "tissue", "split", "predicted", "probability", "correct"]
+_REQUIRED_PREDICTION_COLUMNS = [c for c in PREDICTION_COLUMNS if c != "probability"]
 # The keys of scikit-learn's output_dict, so that a reader can compare the two directly.
 REPORT_COLUMNS = ["label", "precision", "recall", "f1-score", "support"]
 AVERAGE_ROWS = ("accuracy", "macro avg", "weighted avg")
@@ -529,11 +531,6 @@ def baseline_report(
 # ----------------------------------------------------------------------------- summary
 
 
-def count_parameters(network: Any) -> int:
-    """The number of trainable and frozen parameters of a torch module."""
-    return int(sum(parameter.numel() for parameter in network.parameters()))
-
-
 def summary(
     evaluated_split: str,
     model_report: pd.DataFrame,
@@ -584,6 +581,31 @@ def write_predictions(predictions: pd.DataFrame, path: str | os.PathLike[str]) -
     table = predictions.copy()
     table["correct"] = np.where(table["correct"].astype(bool), "true", "false")
     _write_tsv(table, path)
+
+
+def _as_bool(values: pd.Series, path: str | os.PathLike[str] | None) -> np.ndarray:
+    if values.dtype == bool:
+        return values.to_numpy()
+    words = values.astype(str).str.strip().str.lower()
+    mapping = {"true": True, "1": True, "false": False, "0": False}
+    unknown = sorted(set(words) - set(mapping))
+    if unknown:
+        where = f"{path}: " if path else ""
+        raise ValueError(f"{where}column 'correct': values {unknown[:5]} are not true/false")
+    return words.map(mapping).to_numpy(dtype=bool)
+
+
+def read_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read ``results/evaluation/predictions.tsv`` (``write_predictions``); ``correct`` becomes a
+    bool column. Only the columns the readers need must be there (``probability`` may not)."""
+    predictions = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    missing = [c for c in _REQUIRED_PREDICTION_COLUMNS if c not in predictions.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column(s) {missing}; expected {_REQUIRED_PREDICTION_COLUMNS}"
+        )
+    predictions["correct"] = _as_bool(predictions["correct"], path)
+    return predictions
 
 
 def write_confusion(counts: pd.DataFrame, path: str | os.PathLike[str]) -> None:

@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 
 from rnaseq_saliency import figures_saliency
+from rnaseq_saliency.evaluate import read_predictions
+from rnaseq_saliency.genes import read_selected_genes
 from rnaseq_saliency.saliency import (
     read_mean_matrix,
-    read_predictions,
-    read_selected_genes,
     read_tissue_saliency,
     read_top_genes,
 )
@@ -93,7 +93,8 @@ def load_results(results_dir: str | os.PathLike[str]) -> Results:
         )
     paths = {key: folder / name for key, name in RESULT_FILES.items()}
     summary = json.loads(paths["summary"].read_text(encoding="utf-8"))
-    gene_ids, gene_names = read_selected_genes(paths["genes"])
+    genes = read_selected_genes(paths["genes"])
+    gene_ids, gene_names = genes["gene_id"].tolist(), genes["gene_name"].tolist()
     mean_matrix = read_mean_matrix(paths["mean_matrix"])
     if mean_matrix.index.tolist() != gene_ids:
         raise ValueError(

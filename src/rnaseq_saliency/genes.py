@@ -241,3 +241,48 @@ def read_selected_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
     if genes.empty:
         raise ValueError(f"{path}: no genes listed")
     return genes[SELECTED_COLUMNS]
+
+
+def run_select_genes(
+    gtf_path: str | os.PathLike[str],
+    input_filter: str,
+    id_list_paths: list[str],
+    out_path: str | os.PathLike[str],
+) -> pd.DataFrame:
+    """Rule ``select_genes``: apply ``data.input_filter`` to the GTF and write the selection.
+
+    ``id_list_paths`` is the rule's input list: empty, or the id list that ``input_filter``
+    names (so that editing that file reruns the selection).
+    """
+    genes, _ = select_genes(
+        gtf_path, input_filter, id_list_path=id_list_paths[0] if id_list_paths else None
+    )
+    write_selected_genes(genes, out_path)
+    log.info("wrote %d genes to %s", len(genes), out_path)
+    return genes
+
+
+def read_gmt(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Gene sets of a GMT file: ``name<TAB>description<TAB>gene<TAB>gene...`` per line.
+
+    Blank lines and lines starting with ``#`` are skipped; a line without a gene, or a set name
+    seen twice, is an error naming the file and line.
+    """
+    sets: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.rstrip("\r\n")
+            if not text.strip() or text.startswith("#"):
+                continue
+            fields = text.split("\t")
+            genes = [g.strip() for g in fields[2:] if g.strip()]
+            if len(fields) < 3 or not genes:
+                raise ValueError(
+                    f"{path}:{number}: expected 'name<TAB>description<TAB>gene...', "
+                    f"got {len(fields)} field(s) and no gene"
+                )
+            name = fields[0].strip()
+            if name in sets:
+                raise ValueError(f"{path}:{number}: gene set {name!r} appears twice")
+            sets[name] = genes
+    return sets

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 
 def setup_logging(log_path: str | os.PathLike[str] | None = None) -> logging.Logger:
@@ -20,3 +23,21 @@ def setup_logging(log_path: str | os.PathLike[str] | None = None) -> logging.Log
         force=True,
     )
     return logging.getLogger("rnaseq_saliency")
+
+
+@contextlib.contextmanager
+def rule_log(snakemake: Any) -> Iterator[logging.Logger]:
+    """Run a Snakemake script adapter's body with the package's log in the rule's log file.
+
+    An exception is written to that log, its traceback and then a last line naming the rule and
+    the error, and raised again for Snakemake: so ``logs/`` says why a job failed, not only the
+    job's stderr (which a cluster keeps elsewhere, if at all).
+    """
+    log = setup_logging(snakemake.log[0])
+    try:
+        yield log
+    except Exception as err:
+        rule = getattr(snakemake, "rule", None) or "job"
+        log.error("rule %s failed", rule, exc_info=True)
+        log.error("rule %s failed: %s: %s", rule, type(err).__name__, err)
+        raise

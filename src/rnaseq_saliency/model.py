@@ -158,6 +158,7 @@ def build_network(
 
 
 def count_parameters(network: nn.Module) -> int:
+    """The number of trainable and frozen parameters of a torch module."""
     return sum(parameter.numel() for parameter in network.parameters())
 
 

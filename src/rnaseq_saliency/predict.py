@@ -614,7 +614,7 @@ def write_predictions(predictions: pd.DataFrame, path: str | os.PathLike[str]) -
     _write_tsv(predictions, path)
 
 
-def write_top_genes(top_genes: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+def write_sample_top_genes(top_genes: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write the top-gene table; ``imputed`` as lowercase ``true``/``false``."""
     _write_tsv(top_genes, path)
 
@@ -774,7 +774,7 @@ def run_predict(
         **options,
     )
     write_figures(result, figures_dir, method, abs)
-    write_top_genes(result.top_genes, top_genes_path)
+    write_sample_top_genes(result.top_genes, top_genes_path)
     write_predictions(result.predictions, predictions_path)
     counts = result.predictions["tissue_1"].value_counts()
     log.info(

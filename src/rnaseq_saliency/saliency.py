@@ -10,9 +10,10 @@ and Captum's default of ``abs=True`` (ours is ``abs=False``). ``tests/test_salie
 What a map is, and is not: a local, first-order sensitivity of one logit at one input point. It
 is not causal and not a measure of expression; with ``abs=False`` a value near 1 means "raising
 this gene raises the tissue's logit most steeply", near 0 "lowers it most steeply", and genes
-without effect sit in between. Vanilla gradients give a noisy gene ranking (FINDINGS.md);
-``attribute`` offers Captum's integrated gradients, SmoothGrad and input x gradient with the
-same post-processing, and ``saliency_validation`` says which ranking agrees with biology.
+without effect sit in between. Vanilla gradients give a noisy gene ranking (BENCHMARKS.md,
+"Saliency on the demo"); ``attribute`` offers Captum's integrated gradients, SmoothGrad and
+input x gradient with the same post-processing, and ``saliency_validation`` says which ranking
+agrees with biology.
 
 Batching: one forward and one backward pass per batch. The gradient of the *sum* over the batch
 of each sample's selected logit, with respect to the batch input, has as row ``i`` the gradient
@@ -56,8 +57,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rnaseq_saliency.datasets import tissue_of
+from rnaseq_saliency.evaluate import read_predictions
 from rnaseq_saliency.expression import GENE_IDS_KEY, ExpressionTable
 from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.genes import read_selected_genes
 
 if TYPE_CHECKING:
     import torch
@@ -80,7 +83,6 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
 AGGREGATE_ROWS = ("mean", "median", "sd", "n")
 SALIENCY_KEY = b"rnaseq_saliency.saliency"
 SALIENCY_COLUMN = "saliency"
-PREDICTION_COLUMNS = ["sample_id", "tissue", "split", "predicted", "correct"]
 
 
 class ModelLike(Protocol):
@@ -480,28 +482,6 @@ def make_tissue_saliency(
     )
 
 
-def _as_bool(values: pd.Series, path: str | os.PathLike[str] | None) -> np.ndarray:
-    if values.dtype == bool:
-        return values.to_numpy()
-    words = values.astype(str).str.strip().str.lower()
-    mapping = {"true": True, "1": True, "false": False, "0": False}
-    unknown = sorted(set(words) - set(mapping))
-    if unknown:
-        where = f"{path}: " if path else ""
-        raise ValueError(f"{where}column 'correct': values {unknown[:5]} are not true/false")
-    return words.map(mapping).to_numpy(dtype=bool)
-
-
-def read_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read ``results/evaluation/predictions.tsv``; ``correct`` becomes a bool column."""
-    predictions = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; expected {PREDICTION_COLUMNS}")
-    predictions["correct"] = _as_bool(predictions["correct"], path)
-    return predictions
-
-
 def evaluated_split(predictions: pd.DataFrame) -> str:
     """``test`` when the predictions hold test samples, else ``val`` (``evaluate.test_opt: 0``)."""
     splits = set(predictions["split"])
@@ -822,15 +802,6 @@ def read_mean_matrix(path: str | os.PathLike[str]) -> pd.DataFrame:
     return matrix
 
 
-def read_selected_genes(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
-    """Gene ids and names, in model input order, from ``results/genes/selected_genes.tsv``."""
-    genes = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = [c for c in ("gene_id", "gene_name") if c not in genes.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; expected gene_id, gene_name")
-    return genes["gene_id"].tolist(), genes["gene_name"].tolist()
-
-
 def run_top_genes(
     saliency_files: Sequence[str | os.PathLike[str]],
     tissues: Sequence[str],
@@ -839,7 +810,8 @@ def run_top_genes(
     mean_matrix_path: str | os.PathLike[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``top_genes`` rule: rank each tissue's genes and write the table and the matrix."""
-    gene_ids, gene_names = read_selected_genes(genes_path)
+    genes = read_selected_genes(genes_path)
+    gene_ids, gene_names = genes["gene_id"].tolist(), genes["gene_name"].tolist()
     top, matrix = top_genes_table(saliency_files, tissues, gene_ids, gene_names)
     write_top_genes(top_genes_path, top)
     write_mean_matrix(mean_matrix_path, matrix)

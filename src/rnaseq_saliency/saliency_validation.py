@@ -30,7 +30,6 @@ import copy
 import logging
 import os
 import re
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,18 +38,19 @@ import numpy as np
 import pandas as pd
 
 from rnaseq_saliency.datasets import read_samples, tissue_of
+from rnaseq_saliency.evaluate import read_predictions
 from rnaseq_saliency.expression import ExpressionTable, read_expression
 from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.genes import read_gmt, read_selected_genes
 from rnaseq_saliency.saliency import (
     ModelLike,
     TissueSaliency,
     attribute,
     correct_samples,
     rank_genes,
-    read_predictions,
-    read_selected_genes,
     read_tissue_saliency,
 )
+from rnaseq_saliency.tissues import tissue_seed
 
 log = logging.getLogger(__name__)
 
@@ -81,32 +81,6 @@ _VERSION = re.compile(r"\.\d+(?=(_PAR_Y)?$)")
 def unversioned(gene_id: str) -> str:
     """``ENSG00000186092.4`` -> ``ENSG00000186092``; a ``_PAR_Y`` suffix is kept."""
     return _VERSION.sub("", gene_id.strip())
-
-
-def read_gmt(path: str | os.PathLike[str]) -> dict[str, list[str]]:
-    """Gene sets of a GMT file: ``name<TAB>description<TAB>gene<TAB>gene...`` per line.
-
-    Blank lines and lines starting with ``#`` are skipped; a line without a gene, or a set name
-    seen twice, is an error naming the file and line.
-    """
-    sets: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.rstrip("\r\n")
-            if not text.strip() or text.startswith("#"):
-                continue
-            fields = text.split("\t")
-            genes = [g.strip() for g in fields[2:] if g.strip()]
-            if len(fields) < 3 or not genes:
-                raise ValueError(
-                    f"{path}:{number}: expected 'name<TAB>description<TAB>gene...', "
-                    f"got {len(fields)} field(s) and no gene"
-                )
-            name = fields[0].strip()
-            if name in sets:
-                raise ValueError(f"{path}:{number}: gene set {name!r} appears twice")
-            sets[name] = genes
-    return sets
 
 
 def marker_indices(
@@ -217,11 +191,6 @@ def split_half_overlap(maps: np.ndarray, k: int, seed: int) -> float:
     order = np.random.default_rng(seed).permutation(n)
     first, second = order[: n // 2], order[n // 2 :]
     return topk_overlap(maps[first].mean(axis=0), maps[second].mean(axis=0), k)
-
-
-def tissue_seed(seed: int, tissue: str) -> int:
-    """A per-tissue seed that does not depend on which other tissues are configured."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(tissue.encode())]).generate_state(1)[0])
 
 
 def randomised_network(network: Any, seed: int) -> Any:
@@ -507,7 +476,7 @@ def run_validation(
     from rnaseq_saliency.model import load_model
 
     model = load_model(model_dir)
-    gene_ids, _ = read_selected_genes(genes_path)
+    gene_ids = read_selected_genes(genes_path)["gene_id"].tolist()
     if gene_ids != list(model.gene_ids):
         raise ValueError(f"{genes_path}: the selected genes differ from the model's")
     marker_sets = read_gmt(marker_sets_path) if marker_sets_path else None

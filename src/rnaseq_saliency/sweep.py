@@ -436,7 +436,7 @@ def validation_metrics(
     return metrics
 
 
-def write_validation(
+def write_run_validation(
     model_dir: str | os.PathLike[str],
     expression_files: Sequence[str | os.PathLike[str]],
     samples_tsv: str | os.PathLike[str],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -68,3 +69,12 @@ def resolve_tissues(requested: str | list[str]) -> list[str]:
     if len(set(requested)) != len(requested):
         raise ValueError(f"config key data.tissues: labels repeat in {requested}")
     return list(requested)
+
+
+def tissue_seed(seed: int, tissue: str) -> list[int]:
+    """Entropy for ``numpy.random.default_rng``: the seed and a stable 64-bit hash of the tissue.
+
+    Python's ``hash()`` of a string changes between interpreter runs, so it is not used.
+    """
+    digest = hashlib.sha256(tissue.encode("utf-8")).digest()
+    return [int(seed), int.from_bytes(digest[:8], "little")]

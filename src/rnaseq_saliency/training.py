@@ -27,6 +27,7 @@ from torch import nn
 
 from rnaseq_saliency.datasets import LabelledRows, load_split_rows, load_training_rows, read_samples
 from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.genes import read_selected_genes
 from rnaseq_saliency.model import (
     JSON_FILE,
     WEIGHTS_FILE,
@@ -748,10 +749,7 @@ def training_classes(augmented_rows: LabelledRows, samples: pd.DataFrame) -> lis
 
 def read_gene_names(path: str | os.PathLike[str], gene_ids: Sequence[str]) -> list[str]:
     """Gene names for ``gene_ids`` from the selected-genes table (columns gene_id, gene_name)."""
-    genes = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    for column in ("gene_id", "gene_name"):
-        if column not in genes.columns:
-            raise ValueError(f"{path}: no {column!r} column (columns: {list(genes.columns)})")
+    genes = read_selected_genes(path)
     names = dict(zip(genes["gene_id"], genes["gene_name"], strict=True))
     missing = [gene for gene in gene_ids if gene not in names]
     if missing:
