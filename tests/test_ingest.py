@@ -15,7 +15,7 @@ import pytest
 from rnaseq_saliency.expression import read_expression
 from rnaseq_saliency.gct import GctFormatError
 from rnaseq_saliency.ingest import (
-    SUMMARY_COLUMNS,
+    EXPRESSION_SUMMARY_COLUMNS,
     ingest_matrix,
     ingest_tissue,
     read_sample_attributes,
@@ -331,7 +331,7 @@ def test_summary_accounts_for_every_attributes_row(matrix_inputs, caplog) -> Non
     out = m.out["liver"].with_name("summary.tsv")
     with caplog.at_level(logging.INFO):
         summary = summarise_expression(m.attributes, {"liver": m.out["liver"]}, out)
-    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert list(summary.columns) == list(EXPRESSION_SUMMARY_COLUMNS)
     back = pd.read_csv(out, sep="\t", keep_default_na=False)
     assert back["attribute_rows"].sum() == len(read_sample_attributes(m.attributes)) == 8
     liver = back.set_index("smtsd").loc[LIVER]

@@ -162,7 +162,7 @@ def test_top_genes_are_the_predicted_tissues_markers(model_dir, tmp_path) -> Non
     gct = write_gct_file(tmp_path / "samples.gct.gz", raw_samples())
     run(model_dir, gct, tmp_path / "out", top_n=5)
     top = read_tsv(tmp_path / "out/saliency_top_genes.tsv")
-    assert list(top.columns) == pr.TOP_GENES_COLUMNS
+    assert list(top.columns) == pr.SAMPLE_TOP_GENES_COLUMNS
     assert top.groupby("sample_id", sort=False).size().to_dict() == dict.fromkeys(SAMPLE_IDS, 5)
     for sample, tissue in zip(SAMPLE_IDS, [0, 1, 2, 0], strict=True):
         rows = top[top["sample_id"] == sample]

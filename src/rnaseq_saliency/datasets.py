@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from rnaseq_saliency.expression import read_expression, read_gene_ids
+from rnaseq_saliency.fileio import atomic_path
 
 SPLITS = ("train", "val", "test")
 SAMPLES_COLUMNS = ["sample_id", "donor_id", "tissue", "split"]
@@ -47,6 +48,15 @@ def read_samples(path: str | os.PathLike[str]) -> pd.DataFrame:
     if unknown:
         raise ValueError(f"{path}: unknown split value(s) {unknown}; expected {SPLITS}")
     return samples
+
+
+def write_samples(samples: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write ``results/split/samples.tsv`` (``read_samples`` reads it back), atomically."""
+    missing = [c for c in SAMPLES_COLUMNS if c not in samples.columns]
+    if missing:
+        raise ValueError(f"samples table: missing column(s) {missing}; expected {SAMPLES_COLUMNS}")
+    with atomic_path(path) as tmp:
+        samples.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
 
 
 def _check_genes(path: str | os.PathLike[str], gene_ids: list[str], expected: list[str]) -> None:

@@ -595,6 +595,20 @@ def _as_bool(values: pd.Series, path: str | os.PathLike[str] | None) -> np.ndarr
     return words.map(mapping).to_numpy(dtype=bool)
 
 
+def write_evaluation_summary(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write ``results/evaluation/summary.json`` (``read_evaluation_summary`` reads it back)."""
+    _write_text(json.dumps(summary, indent=2) + "\n", path)
+
+
+def read_evaluation_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read ``results/evaluation/summary.json``, checking it holds both models' metrics."""
+    summary = json.loads(Path(path).read_text(encoding="utf-8"))
+    missing = [key for key in ("evaluated_split", "model", "baseline") if key not in summary]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {missing}; not an evaluation summary")
+    return summary
+
+
 def read_predictions(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read ``results/evaluation/predictions.tsv`` (``write_predictions``); ``correct`` becomes a
     bool column. Only the columns the readers need must be there (``probability`` may not)."""
@@ -765,7 +779,7 @@ def _write_summary(
     comparison = {"model": result["model"], "baseline (logistic regression)": result["baseline"]}
     page_title = f"Classification report, {SPLIT_NAMES[split]} samples (n = {n_evaluated})"
     _write_text(report_html(model_report, page_title, comparison), outputs["report_html"])
-    _write_text(json.dumps(result, indent=2) + "\n", outputs["summary"])
+    write_evaluation_summary(result, outputs["summary"])
     return result
 
 

@@ -16,7 +16,6 @@ Every lookup by tissue, gene or sample fails with a message that names what exis
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from rnaseq_saliency import figures_saliency
-from rnaseq_saliency.evaluate import read_predictions
+from rnaseq_saliency.evaluate import read_evaluation_summary, read_predictions
 from rnaseq_saliency.genes import read_selected_genes
 from rnaseq_saliency.saliency import (
     read_mean_matrix,
@@ -92,7 +91,7 @@ def load_results(results_dir: str | os.PathLike[str]) -> Results:
             "(`snakemake --cores N`) before exploring it"
         )
     paths = {key: folder / name for key, name in RESULT_FILES.items()}
-    summary = json.loads(paths["summary"].read_text(encoding="utf-8"))
+    summary = read_evaluation_summary(paths["summary"])
     genes = read_selected_genes(paths["genes"])
     gene_ids, gene_names = genes["gene_id"].tolist(), genes["gene_name"].tolist()
     mean_matrix = read_mean_matrix(paths["mean_matrix"])

@@ -7,18 +7,7 @@ import os
 import numpy as np
 import pandas as pd
 
-_REQUIRED = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
-
-
-def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read history.tsv and check its columns."""
-    history = pd.read_csv(path, sep="\t")
-    missing = [column for column in _REQUIRED if column not in history.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; expected at least {_REQUIRED}")
-    if history.empty:
-        raise ValueError(f"{path}: no epochs recorded")
-    return history
+from rnaseq_saliency.training import read_history
 
 
 def best_epoch(history: pd.DataFrame) -> int:

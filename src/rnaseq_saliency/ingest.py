@@ -274,7 +274,14 @@ def _write_tissue(path: str | os.PathLike[str], table: ExpressionTable, tissue: 
     return tissue
 
 
-SUMMARY_COLUMNS = ("tissue", "smtsd", "samples", "attribute_rows", "ignored_rows", "ignored_why")
+EXPRESSION_SUMMARY_COLUMNS = (
+    "tissue",
+    "smtsd",
+    "samples",
+    "attribute_rows",
+    "ignored_rows",
+    "ignored_why",
+)
 RNASEQ = "RNASEQ"
 _FREEZE_MEANING = {
     "WGS": "whole-genome sequencing (DNA)",
@@ -333,7 +340,7 @@ def summarise_expression(
             "ignored_rows": len(group),
             "ignored_why": f"{len(group)} rows: {reason}",
         })  # fmt: skip
-    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    summary = pd.DataFrame(rows, columns=list(EXPRESSION_SUMMARY_COLUMNS))
     with atomic_path(out_path) as tmp:
         summary.to_csv(tmp, sep="\t", index=False)
     _log_summary(attributes_path, attributes[~attributes["SAMPID"].isin(every_kept)], summary)

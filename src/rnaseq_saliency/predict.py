@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 TOP_TISSUES = 3
 DEFAULT_MAX_MISSING_FRACTION = 0.05
 DEFAULT_TOP_N = 20
-TOP_GENES_COLUMNS = [
+SAMPLE_TOP_GENES_COLUMNS = [
     "sample_id",
     "predicted",
     "rank",
@@ -520,7 +520,7 @@ def _top_genes_table(
     imputed: np.ndarray,
     top_n: int,
 ) -> pd.DataFrame:
-    """The ``top_n`` most salient genes of each sample, ``TOP_GENES_COLUMNS`` in order."""
+    """The ``top_n`` most salient genes of each sample, ``SAMPLE_TOP_GENES_COLUMNS`` in order."""
     from rnaseq_saliency.saliency import rank_genes
 
     n_top = min(top_n, len(model.gene_ids))
@@ -546,9 +546,9 @@ def _top_genes_table(
     top_genes = (
         pd.concat(blocks, ignore_index=True)
         if blocks
-        else pd.DataFrame({column: [] for column in TOP_GENES_COLUMNS})
+        else pd.DataFrame({column: [] for column in SAMPLE_TOP_GENES_COLUMNS})
     )
-    return top_genes[TOP_GENES_COLUMNS]
+    return top_genes[SAMPLE_TOP_GENES_COLUMNS]
 
 
 def predict_samples(
@@ -610,7 +610,7 @@ def _write_tsv(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
 
 
-def write_predictions(predictions: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+def write_sample_predictions(predictions: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     _write_tsv(predictions, path)
 
 
@@ -775,7 +775,7 @@ def run_predict(
     )
     write_figures(result, figures_dir, method, abs)
     write_sample_top_genes(result.top_genes, top_genes_path)
-    write_predictions(result.predictions, predictions_path)
+    write_sample_predictions(result.predictions, predictions_path)
     counts = result.predictions["tissue_1"].value_counts()
     log.info(
         "predicted %d samples: %s",

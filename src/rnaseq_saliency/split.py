@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from rnaseq_saliency.datasets import SAMPLES_COLUMNS, tissue_of
+from rnaseq_saliency.datasets import SAMPLES_COLUMNS, tissue_of, write_samples
 from rnaseq_saliency.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -488,5 +488,5 @@ def write_split(
         seed=seed,
     )
     summary = summary.assign(kept=summary["kept"].map({True: "true", False: "false"}))
-    _write_tsv(assignments, samples_out)
+    write_samples(assignments, samples_out)
     _write_tsv(summary, summary_out)

@@ -670,7 +670,7 @@ def evaluate_best_run(
     taken from summary.tsv, which ranks by validation metrics: the test set is read only here,
     after the choice. Its summary.json also names the run (``sweep_run``).
     """
-    from rnaseq_saliency.evaluate import run_evaluation
+    from rnaseq_saliency.evaluate import run_evaluation, write_evaluation_summary
 
     chosen = best_run(read_summary(summary_tsv))
     if chosen not in runs:
@@ -692,6 +692,5 @@ def evaluate_best_run(
     )
     # run_evaluation writes summary.json without knowing about sweeps; add which run it was.
     result = {"sweep_run": chosen, **result}
-    with atomic_path(outputs["summary"]) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_evaluation_summary(result, outputs["summary"])
     return result

@@ -306,6 +306,22 @@ def write_history(path: str | os.PathLike[str], history: Sequence[EpochRecord]) 
         frame.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.6g")
 
 
+_HISTORY_REQUIRED = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+
+
+def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read history.tsv and check its columns."""
+    history = pd.read_csv(path, sep="\t")
+    missing = [column for column in _HISTORY_REQUIRED if column not in history.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column(s) {missing}; expected at least {_HISTORY_REQUIRED}"
+        )
+    if history.empty:
+        raise ValueError(f"{path}: no epochs recorded")
+    return history
+
+
 @dataclass
 class _Labelled:
     """The classes, the checked labels of the training and validation rows, and the network

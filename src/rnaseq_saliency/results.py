@@ -1,0 +1,82 @@
+"""Who owns each results file: the one module that writes it and reads it back.
+
+The workflow's rules keep their literal paths (each rule reads as one line of the data-flow
+diagram, as in the Snakemake workflow catalog's reference shape); this table is where a reader
+finds, for any path under ``results/``, the module that holds its writer, its reader (when a
+later step reads it; figures and report tables are read by people) and its columns. Everything
+else goes through those functions. ``tests/test_results.py`` checks that every results path a
+rule declares is listed here and that each named function exists in its module.
+
+``{...}`` stands for a wildcard or a sweep run's directories.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Owner(NamedTuple):
+    module: str  # rnaseq_saliency.<module>
+    writer: str
+    reader: str | None  # None: only people read it (figures, report tables)
+
+
+_EVALUATION = {
+    "predictions.tsv": Owner("evaluate", "write_predictions", "read_predictions"),
+    "summary.json": Owner("evaluate", "write_evaluation_summary", "read_evaluation_summary"),
+    "classification_report.tsv": Owner("evaluate", "run_evaluation", None),
+    "classification_report.html": Owner("evaluate", "run_evaluation", None),
+    "confusion_matrix.tsv": Owner("evaluate", "write_confusion", None),
+    "confusion_matrix.png": Owner("evaluate", "run_evaluation", None),
+    "top_confusions.tsv": Owner("evaluate", "run_evaluation", None),
+    "baseline_report.tsv": Owner("evaluate", "run_evaluation", None),
+}
+_MODEL = {
+    "model.safetensors": Owner("model", "save_model", "load_model"),
+    "model.json": Owner("model", "save_model", "load_model"),
+    "history.tsv": Owner("training", "write_history", "read_history"),
+}
+
+OWNERS: dict[str, Owner] = {
+    "results/genes/selected_genes.tsv": Owner(
+        "genes", "write_selected_genes", "read_selected_genes"
+    ),
+    "results/expression/{}.parquet": Owner("expression", "write_expression", "read_expression"),
+    "results/expression/summary.tsv": Owner("ingest", "summarise_expression", None),
+    "results/split/samples.tsv": Owner("datasets", "write_samples", "read_samples"),
+    "results/split/summary.tsv": Owner("split", "write_split", None),
+    "results/augmented/{}.parquet": Owner("expression", "write_expression", "read_expression"),
+    "results/figures/pca_augmentation.png": Owner(
+        "figures_augmentation", "plot_pca_augmentation", None
+    ),
+    "results/figures/training_curves.png": Owner("figures_training", "plot_training_curves", None),
+    **{f"results/model/{name}": owner for name, owner in _MODEL.items()},
+    **{f"results/evaluation/{name}": owner for name, owner in _EVALUATION.items()},
+    "results/saliency/{}.parquet": Owner(
+        "saliency", "write_tissue_saliency", "read_tissue_saliency"
+    ),
+    "results/saliency/top_genes.tsv": Owner("saliency", "write_top_genes", "read_top_genes"),
+    "results/saliency/top_genes_per_tissue.tsv": Owner(
+        "saliency", "write_top_genes", "read_top_genes"
+    ),
+    "results/saliency/mean_saliency.parquet": Owner(
+        "saliency", "write_mean_matrix", "read_mean_matrix"
+    ),
+    "results/saliency/heatmaps/{}.png": Owner("figures_saliency", "run_tissue_heatmap", None),
+    "results/saliency/overview.png": Owner("figures_saliency", "run_overview", None),
+    "results/saliency/validation.tsv": Owner("saliency_validation", "write_validation", None),
+    "results/predict/predictions.tsv": Owner("predict", "write_sample_predictions", None),
+    "results/predict/saliency_top_genes.tsv": Owner("predict", "write_sample_top_genes", None),
+    "results/predict/figures": Owner("predict", "write_figures", None),
+    # The sweep's runs: the same formats as the main run's files of the same name.
+    "results/sweep/augmented/{}/{}.parquet": Owner(
+        "expression", "write_expression", "read_expression"
+    ),
+    **{f"results/sweep/{{}}/model/{name}": owner for name, owner in _MODEL.items()},
+    "results/sweep/{}/validation.json": Owner("sweep", "write_run_validation", "read_validation"),
+    "results/sweep/summary.tsv": Owner("sweep", "write_summary", "read_summary"),
+    "results/sweep/best_config.yaml": Owner("sweep", "write_summary", None),
+    "results/sweep/validation_f1.png": Owner("sweep", "plot_sweep", None),
+    **{f"results/sweep/best/evaluation/{name}": owner for name, owner in _EVALUATION.items()},
+    "results/tensorboard/sweep/{}": Owner("training", "train", None),
+}
