@@ -87,3 +87,20 @@ def test_each_adapter_is_one_package_call_inside_rule_log(adapter: Path) -> None
     text = adapter.read_text()
     assert "with rule_log(snakemake)" in text, adapter.name
     assert "setup_logging" not in text and "except" not in text, adapter.name
+
+
+def test_modules_of_the_many_small_jobs_do_not_import_torch() -> None:
+    # 54 saliency, 54 heatmap and the table jobs each start a Python process: importing torch
+    # costs about a second and a half each (BENCHMARKS.md, per-job overhead). They load it
+    # only when they compute maps.
+    import subprocess
+    import sys
+
+    modules = ["saliency", "figures_saliency", "evaluate", "history", "figures_training", "genes"]
+    code = (
+        "import sys\n"
+        + "".join(f"import rnaseq_saliency.{name}\n" for name in modules)
+        + "print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr

@@ -18,6 +18,7 @@ from rnaseq_saliency import training as tr
 from rnaseq_saliency.datasets import LabelledRows
 from rnaseq_saliency.expression import ExpressionTable, write_expression
 from rnaseq_saliency.figures_training import best_epoch, plot_training_curves
+from rnaseq_saliency.history import HISTORY_COLUMNS, EpochRecord, write_history
 
 torch.set_num_threads(1)
 
@@ -183,7 +184,7 @@ def _events(directory: Path):
 def test_history_and_tensorboard_hold_one_value_per_epoch(tmp_path: Path) -> None:
     result = _train(tmp_path, "tb", epochs=4, patience=10)
     table = pd.read_csv(tmp_path / "tb" / "model" / tr.HISTORY_FILE, sep="\t")
-    assert list(table.columns) == tr.HISTORY_COLUMNS
+    assert list(table.columns) == HISTORY_COLUMNS
     assert table["epoch"].tolist() == [1, 2, 3, 4]
     assert (table["lr"] == TRAIN["lr"]).all() and (table["seconds"] > 0).all()
     assert table["train_accuracy"].between(0, 1).all()
@@ -424,11 +425,11 @@ def test_gene_names_must_cover_every_gene(tmp_path: Path) -> None:
 def test_training_curves_figure(tmp_path: Path) -> None:
     history = tmp_path / "history.tsv"
     records = [
-        tr.EpochRecord(1, 1.0, 0.5, 0.9, 0.6, 0.001, 1.0),
-        tr.EpochRecord(2, 0.7, 0.7, 0.8, 0.7, 0.001, 1.0, best=True),
-        tr.EpochRecord(3, 0.5, 0.8, 0.85, 0.7, 0.001, 1.0),
+        EpochRecord(1, 1.0, 0.5, 0.9, 0.6, 0.001, 1.0),
+        EpochRecord(2, 0.7, 0.7, 0.8, 0.7, 0.001, 1.0, best=True),
+        EpochRecord(3, 0.5, 0.8, 0.85, 0.7, 0.001, 1.0),
     ]
-    tr.write_history(history, records)
+    write_history(history, records)
     assert best_epoch(pd.read_csv(history, sep="\t")) == 2
     out = tmp_path / "figures" / "training_curves.png"
     with warnings.catch_warnings():

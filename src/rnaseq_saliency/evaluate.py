@@ -39,7 +39,6 @@ from rnaseq_saliency.datasets import (
     read_samples,
 )
 from rnaseq_saliency.fileio import atomic_path
-from rnaseq_saliency.model import count_parameters
 from rnaseq_saliency.plotting import pyplot, save_png
 
 if TYPE_CHECKING:
@@ -595,6 +594,14 @@ def _as_bool(values: pd.Series, path: str | os.PathLike[str] | None) -> np.ndarr
     return words.map(mapping).to_numpy(dtype=bool)
 
 
+def _count_parameters(network: Any) -> int:
+    # Imported here: model imports torch, which the jobs that only read predictions
+    # (saliency, heatmaps) must not pay for at import time.
+    from rnaseq_saliency.model import count_parameters
+
+    return count_parameters(network)
+
+
 def write_evaluation_summary(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     """Write ``results/evaluation/summary.json`` (``read_evaluation_summary`` reads it back)."""
     _write_text(json.dumps(summary, indent=2) + "\n", path)
@@ -772,7 +779,7 @@ def _write_summary(
         model_report,
         baseline,
         n_donors=int(donors.nunique()),
-        n_model_parameters=count_parameters(model.network),
+        n_model_parameters=_count_parameters(model.network),
         test_opt=test_opt,
         extra={"seed": seed, "tissue_order": order},
     )

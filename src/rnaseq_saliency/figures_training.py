@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from rnaseq_saliency.training import read_history
+from rnaseq_saliency.history import read_history
 
 
 def best_epoch(history: pd.DataFrame) -> int:

@@ -34,7 +34,7 @@ _EVALUATION = {
 _MODEL = {
     "model.safetensors": Owner("model", "save_model", "load_model"),
     "model.json": Owner("model", "save_model", "load_model"),
-    "history.tsv": Owner("training", "write_history", "read_history"),
+    "history.tsv": Owner("history", "write_history", "read_history"),
 }
 
 OWNERS: dict[str, Owner] = {

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from rnaseq_saliency.datasets import LabelledRows, load_split_rows, load_training_rows, read_samples
-from rnaseq_saliency.fileio import atomic_path
 from rnaseq_saliency.genes import read_selected_genes
+from rnaseq_saliency.history import EpochRecord, write_history
 from rnaseq_saliency.model import (
     JSON_FILE,
     WEIGHTS_FILE,
@@ -46,16 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("rnaseq_saliency.training")
 
 HISTORY_FILE = "history.tsv"
-HISTORY_COLUMNS = [
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "seconds",
-    "best",
-]
 CLASS_BALANCE = ("none", "sampler", "loss_weights")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 _EVAL_BATCH = 2048
@@ -101,22 +91,6 @@ class TrainSettings:
                 f"config key train.device: {settings.device!r} is not one of {list(DEVICES)}"
             )
         return settings
-
-
-@dataclass
-class EpochRecord:
-    """One row of history.tsv. Training figures are running means over the epoch's batches
-    (dropout on); validation figures are computed after the epoch in eval mode. NaN where
-    there are no validation rows."""
-
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    lr: float
-    seconds: float
-    best: bool = False
 
 
 @dataclass
@@ -296,30 +270,6 @@ def _hparams(
         "class_balance": settings.class_balance,
         "seed": int(settings.seed),
     }
-
-
-def write_history(path: str | os.PathLike[str], history: Sequence[EpochRecord]) -> None:
-    """history.tsv: one row per epoch; ``best`` marks the epoch whose weights were kept."""
-    frame = pd.DataFrame([vars(record) for record in history], columns=HISTORY_COLUMNS)
-    frame["best"] = frame["best"].map({True: "true", False: "false"})
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.6g")
-
-
-_HISTORY_REQUIRED = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
-
-
-def read_history(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read history.tsv and check its columns."""
-    history = pd.read_csv(path, sep="\t")
-    missing = [column for column in _HISTORY_REQUIRED if column not in history.columns]
-    if missing:
-        raise ValueError(
-            f"{path}: missing column(s) {missing}; expected at least {_HISTORY_REQUIRED}"
-        )
-    if history.empty:
-        raise ValueError(f"{path}: no epochs recorded")
-    return history
 
 
 @dataclass
