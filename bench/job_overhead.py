@@ -232,17 +232,10 @@ def _write_model(
 
 
 def _saliency_options(config: dict[str, Any]) -> dict[str, Any]:
-    """The saliency rule's params from the config."""
-    sal = config["saliency"]
-    return {
-        "method": sal["method"],
-        "abs": sal["abs"],
-        "batch_size": sal["batch_size"],
-        "ig_steps": sal["ig_steps"],
-        "smoothgrad_samples": sal["smoothgrad_samples"],
-        "smoothgrad_stdev": sal["smoothgrad_stdev"],
-        "seed": sal["seed"],
-    }
+    """The saliency rule's settings from the config, as run_tissue_saliency takes them."""
+    from rnaseq_saliency.settings import SaliencySettings
+
+    return {"settings": SaliencySettings.from_config(config)}
 
 
 def _write_saliency(
@@ -282,8 +275,8 @@ def _rule_specs(
     """What each known per-tissue rule's adapter reads (the rule's input, output and params
     names): a rule this table lacks is timed up to its imports only."""
     from rnaseq_saliency import model
+    from rnaseq_saliency.settings import AugmentSettings, TopGenesSettings
 
-    aug = config["augment"]
     out = work / "jobs-out"
     top_genes, mean_matrix = saliency_tables
     return {
@@ -299,14 +292,7 @@ def _rule_specs(
         "augment": {
             "input": {"expression": inputs.expression[TISSUE], "samples": inputs.samples_tsv},
             "output": [out / "augmented" / f"{TISSUE}.parquet"],
-            "params": {
-                "tissue": TISSUE,
-                "method": aug["method"],
-                "min_samples": aug["min_samples"],
-                "noise_sigma": aug["noise_sigma"],
-                "smote_k_neighbors": aug["smote_k_neighbors"],
-                "seed": aug["seed"],
-            },
+            "params": {"tissue": TISSUE, "settings": AugmentSettings.from_config(config)},
         },
         "saliency": {
             "input": {
@@ -321,7 +307,7 @@ def _rule_specs(
         "saliency_heatmap": {
             "input": {"top_genes": top_genes, "mean_matrix": mean_matrix},
             "output": [out / "heatmaps" / f"{TISSUE}.png"],
-            "params": {"tissue": TISSUE, "top_n": config["saliency"]["top_n"]},
+            "params": {"tissue": TISSUE, "settings": TopGenesSettings.from_config(config)},
         },
     }
 

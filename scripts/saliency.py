@@ -12,7 +12,7 @@ with rule_log(snakemake) as log:
         expression_path=snakemake.input.expression,
         out_path=snakemake.output[0],
         tissue=snakemake.params.tissue,
-        **snakemake.params.settings._asdict(),
+        settings=snakemake.params.settings,
         # Many per-tissue jobs run side by side: each uses the cores Snakemake gave it, no more.
         threads=snakemake.threads,
     )

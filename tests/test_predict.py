@@ -21,6 +21,7 @@ from rnaseq_saliency import model as md
 from rnaseq_saliency import predict as pr
 from rnaseq_saliency.demo import write_gct
 from rnaseq_saliency.saliency import attribute
+from rnaseq_saliency.settings import DEFAULT_SALIENCY
 
 torch.set_num_threads(1)
 
@@ -182,7 +183,12 @@ def test_top_genes_are_the_predicted_tissues_markers(model_dir, tmp_path) -> Non
 def test_maps_use_the_configured_method_and_abs(model_dir, model, tmp_path) -> None:
     raw = raw_samples()
     gct = write_gct_file(tmp_path / "samples.gct.gz", raw)
-    result = run(model_dir, gct, tmp_path / "out", method="input_x_gradient", abs=True)
+    result = run(
+        model_dir,
+        gct,
+        tmp_path / "out",
+        saliency=DEFAULT_SALIENCY._replace(method="input_x_gradient", abs=True),
+    )
     expected = attribute(
         model.network,
         model.scale(raw),
@@ -429,7 +435,7 @@ def cli_args(model_dir: Path, input_path: Path, out: Path, *extra: str) -> list[
 
 def test_the_command_writes_what_the_package_writes(model_dir, tmp_path) -> None:
     gct = write_gct_file(tmp_path / "samples.gct.gz", raw_samples())
-    run(model_dir, gct, tmp_path / "package", top_n=7, abs=True)
+    run(model_dir, gct, tmp_path / "package", top_n=7, saliency=DEFAULT_SALIENCY._replace(abs=True))
     args = cli_args(model_dir, gct, tmp_path / "command")
     assert cli.main([*args, "--top-n", "7", "--abs", "--quiet"]) == 0
     for name in [

@@ -197,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _predict(args: argparse.Namespace) -> None:
     from rnaseq_saliency.predict import run_predict
+    from rnaseq_saliency.settings import SaliencySettings
 
     run_predict(
         model_dir=args.model,
@@ -205,14 +206,16 @@ def _predict(args: argparse.Namespace) -> None:
         top_genes_path=args.output / TOP_GENES_FILE,
         figures_dir=args.output / FIGURES_DIR,
         top_n=args.top_n,
-        method=args.method,
-        abs=args.abs,
         max_missing_fraction=args.max_missing_fraction,
-        batch_size=args.batch_size,
-        ig_steps=args.ig_steps,
-        smoothgrad_samples=args.smoothgrad_samples,
-        smoothgrad_stdev=args.smoothgrad_stdev,
-        seed=args.seed,
+        saliency=SaliencySettings(
+            method=args.method,
+            abs=args.abs,
+            batch_size=args.batch_size,
+            ig_steps=args.ig_steps,
+            smoothgrad_samples=args.smoothgrad_samples,
+            smoothgrad_stdev=args.smoothgrad_stdev,
+            seed=args.seed,
+        ),
         threads=args.threads,
     )
 

@@ -66,6 +66,7 @@ import pandas as pd
 
 from rnaseq_saliency.fileio import atomic_path
 from rnaseq_saliency.genes import match_key
+from rnaseq_saliency.settings import DEFAULT_SALIENCY, SaliencySettings
 
 if TYPE_CHECKING:
     from rnaseq_saliency.model import TrainedModel
@@ -733,18 +734,13 @@ def run_predict(
     figures_dir: str | os.PathLike[str],
     *,
     top_n: int = DEFAULT_TOP_N,
-    method: str = "gradient",
-    abs: bool = False,
     max_missing_fraction: float = DEFAULT_MAX_MISSING_FRACTION,
-    batch_size: int = 512,
-    ig_steps: int = 50,
-    smoothgrad_samples: int = 25,
-    smoothgrad_stdev: float = 0.1,
-    seed: int = 0,
+    saliency: SaliencySettings = DEFAULT_SALIENCY,
     threads: int | None = None,
 ) -> PredictResult:
     """The ``predict`` rule and command: load the model and input, predict, explain, write.
 
+    ``saliency`` says how each call is explained (the workflow's ``saliency`` settings).
     ``input_path`` None (config key ``predict.input`` not set) is an error saying so.
     """
     if not input_path:
@@ -755,25 +751,24 @@ def run_predict(
     import torch
 
     from rnaseq_saliency.model import load_model
-    from rnaseq_saliency.saliency import method_options
 
     if threads:
         torch.set_num_threads(int(threads))
-    options = method_options(method, ig_steps, smoothgrad_samples, smoothgrad_stdev)
+    options = saliency.method_options()
     model = load_model(model_dir)
     samples = read_input_matrix(input_path, threads=int(threads or 1))
     result = predict_samples(
         model,
         samples,
         top_n=top_n,
-        method=method,
-        abs=abs,
+        method=saliency.method,
+        abs=saliency.abs,
         max_missing_fraction=max_missing_fraction,
-        batch_size=batch_size,
-        seed=seed,
+        batch_size=saliency.batch_size,
+        seed=saliency.seed,
         **options,
     )
-    write_figures(result, figures_dir, method, abs)
+    write_figures(result, figures_dir, saliency.method, saliency.abs)
     write_sample_top_genes(result.top_genes, top_genes_path)
     write_sample_predictions(result.predictions, predictions_path)
     counts = result.predictions["tissue_1"].value_counts()

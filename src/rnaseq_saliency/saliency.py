@@ -61,6 +61,7 @@ from rnaseq_saliency.evaluate import read_predictions
 from rnaseq_saliency.expression import GENE_IDS_KEY, ExpressionTable
 from rnaseq_saliency.fileio import atomic_path
 from rnaseq_saliency.genes import read_selected_genes
+from rnaseq_saliency.settings import DEFAULT_SALIENCY, SaliencySettings
 
 if TYPE_CHECKING:
     import torch
@@ -658,13 +659,7 @@ def run_tissue_saliency(
     expression_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     tissue: str,
-    method: str = "gradient",
-    abs: bool = False,  # config key saliency.abs
-    batch_size: int = 512,
-    ig_steps: int = 50,
-    smoothgrad_samples: int = 25,
-    smoothgrad_stdev: float = 0.1,
-    seed: int = 0,
+    settings: SaliencySettings = DEFAULT_SALIENCY,
     threads: int | None = None,
 ) -> TissueSaliency:
     """The ``saliency`` rule: load the model and files, compute one tissue's maps, write them."""
@@ -675,17 +670,17 @@ def run_tissue_saliency(
 
     if threads:
         torch.set_num_threads(int(threads))
-    options = method_options(method, ig_steps, smoothgrad_samples, smoothgrad_stdev)
+    options = settings.method_options()
     model = load_model(model_dir)
     result = tissue_saliency(
         model,
         read_expression(expression_path),
         read_predictions(predictions_path),
         tissue,
-        method=method,
-        abs=abs,
-        batch_size=batch_size,
-        seed=seed,
+        method=settings.method,
+        abs=settings.abs,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
         **options,
     )
     write_tissue_saliency(out_path, result)

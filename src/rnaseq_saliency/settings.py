@@ -239,6 +239,26 @@ class SaliencySettings(NamedTuple):
     )
     from_config = classmethod(_from_keys)
 
+    def method_options(self) -> dict[str, Any]:
+        """The options of this method for ``saliency.attribute`` (ig_steps, ...)."""
+        from rnaseq_saliency.saliency import method_options
+
+        return method_options(
+            self.method, self.ig_steps, self.smoothgrad_samples, self.smoothgrad_stdev
+        )
+
+
+# The config's defaults: the original definition (signed vanilla gradient).
+DEFAULT_SALIENCY = SaliencySettings(
+    method="gradient",
+    abs=False,
+    batch_size=512,
+    ig_steps=50,
+    smoothgrad_samples=25,
+    smoothgrad_stdev=0.1,
+    seed=0,
+)
+
 
 class TopGenesSettings(NamedTuple):
     """How many top genes per tissue the tables and figures show."""
