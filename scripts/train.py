@@ -14,5 +14,7 @@ with rule_log(snakemake) as log:
         weights_path=snakemake.output.weights,
         model_json_path=snakemake.output.model_json,
         history_path=snakemake.output.history,
+        # A sweep run names its own TensorBoard directory (its Paramspace path).
+        tensorboard_dir=getattr(snakemake.output, "tensorboard", None),
         threads=snakemake.threads,
     )

@@ -781,15 +781,19 @@ def train_rule(
     model_json_path: str | os.PathLike[str],
     history_path: str | os.PathLike[str],
     tensorboard_root: str | os.PathLike[str] = "results/tensorboard",
+    tensorboard_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
 ) -> TrainResult:
-    """Rule ``train``: ``train_from_files`` with the rule's settings, logging TensorBoard events
-    into a new run directory under ``tensorboard_root`` (``naming.run_name``)."""
+    """Rules ``train`` and ``sweep_train``: ``train_from_files`` with the rule's settings.
+
+    TensorBoard events go into ``tensorboard_dir`` (a sweep run's declared directory), or else
+    into a new run directory under ``tensorboard_root`` (``naming.run_name``).
+    """
     from datetime import datetime
 
     from rnaseq_saliency.naming import run_name
 
-    run_dir = Path(tensorboard_root) / run_name(settings, datetime.now())
+    run_dir = Path(tensorboard_dir or Path(tensorboard_root) / run_name(settings, datetime.now()))
     log.info("TensorBoard run: %s", run_dir)
     return train_from_files(
         augmented=augmented,

@@ -69,9 +69,9 @@ if config["sweep"]["enabled"]:
         resources:
             gpu=SWEEP_GPU,
         params:
-            model=lambda wildcards: SWEEP.run_config(wildcards)["model"],
-            train=lambda wildcards: SWEEP.run_config(wildcards)["train"],
-            run_config=SWEEP.run_config,
+            settings=lambda wildcards: TrainingSettings.from_config(
+                SWEEP.run_config(wildcards)
+            ),
         script:
             "../../scripts/train.py"
 
