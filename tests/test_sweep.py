@@ -476,7 +476,9 @@ def test_a_2x2_grid_trains_four_runs_and_ranks_them(sweep_run: Path) -> None:
         model = json.loads((sweep / run / "model/model.json").read_text())
         lr, n = run.split("/")
         assert model["config"]["train"]["lr"] == float(lr.split("~")[1])
-        assert model["config"]["augment"]["min_samples"] == int(n.split("~")[1])
+        # model.json records what training read; the run's augment value is in its validation.
+        validation = json.loads((sweep / run / "validation.json").read_text())
+        assert validation["params"]["augment.min_samples"] == int(n.split("~")[1])
         training_rows.setdefault(n, set()).add(model["training"]["n_training_rows"])
         assert (sweep / run / "model/model.safetensors").stat().st_size > 0
         assert any((sweep_run / "results/tensorboard/sweep" / run).glob("events.out.tfevents.*"))

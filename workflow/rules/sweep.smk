@@ -38,13 +38,14 @@ if config["sweep"]["enabled"]:
                 "../../envs/data.yaml"
             params:
                 tissue=lambda wildcards: wildcards.tissue,
-                method=lambda wildcards: SWEEP.augment_settings(wildcards)["method"],
-                min_samples=lambda wildcards: SWEEP.augment_settings(wildcards)[
-                    "min_samples"
-                ],
-                noise_sigma=config["augment"]["noise_sigma"],
-                smote_k_neighbors=config["augment"]["smote_k_neighbors"],
-                seed=config["augment"]["seed"],
+                settings=lambda wildcards: AugmentSettings.from_config(
+                    {
+                        "augment": {
+                            **config["augment"],
+                            **SWEEP.augment_settings(wildcards),
+                        }
+                    }
+                ),
             script:
                 "../../scripts/augment.py"
 
