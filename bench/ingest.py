@@ -756,7 +756,8 @@ def update_markdown(path: Path, section: str, heading: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     else:
         end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+        rest = "\n" + text[end + 1 :] if end >= 0 else ""  # keep the blank line before it
+        text = text[:start] + section.rstrip("\n") + "\n" + rest
     path.write_text(text)
 
 
