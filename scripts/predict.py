@@ -14,6 +14,7 @@ with rule_log(snakemake) as log:
         top_genes_path=snakemake.output.top_genes,
         figures_dir=snakemake.output.figures,
         **snakemake.params.settings._asdict(),
+        method=snakemake.input.chosen,
         saliency=snakemake.params.saliency,
         threads=snakemake.threads,
     )

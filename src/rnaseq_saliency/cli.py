@@ -130,9 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--method",
-        choices=METHODS,
-        default="gradient",
-        help="saliency method (default: %(default)s)",
+        metavar="METHOD",
+        default="auto",
+        help=f"saliency method: one of {', '.join(METHODS)}; the path of a workflow's "
+        "chosen_method.json; or auto, the choice in saliency/chosen_method.json beside the "
+        "model directory, else gradient (default: %(default)s)",
     )
     predict.add_argument(
         "--abs",
@@ -207,8 +209,9 @@ def _predict(args: argparse.Namespace) -> None:
         figures_dir=args.output / FIGURES_DIR,
         top_n=args.top_n,
         max_missing_fraction=args.max_missing_fraction,
+        method=args.method,
         saliency=SaliencySettings(
-            method=args.method,
+            methods=(),
             abs=args.abs,
             batch_size=args.batch_size,
             ig_steps=args.ig_steps,

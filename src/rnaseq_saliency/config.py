@@ -57,7 +57,27 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike[str])
     validator_class = _with_defaults(jsonschema.Draft202012Validator)
     validator = validator_class(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = "\n".join(f"  - {_describe(error)}" for error in errors)
-        raise ConfigError(f"invalid configuration ({len(errors)} problem(s)):\n{lines}")
+    problems = [_describe(error) for error in errors] or _combination_problems(config)
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise ConfigError(f"invalid configuration ({len(problems)} problem(s)):\n{lines}")
     return config
+
+
+def _combination_problems(config: dict[str, Any]) -> list[str]:
+    """Values that are each allowed but not together (checked once the schema holds)."""
+    problems = []
+    saliency = config.get("saliency", {})
+    method, methods = saliency.get("method"), saliency.get("methods", [])
+    if method == "auto" and config.get("split", {}).get("val_fraction") == 0:
+        problems.append(
+            "config key saliency.method: 'auto' chooses on validation samples, but "
+            "split.val_fraction is 0; set saliency.method to one of "
+            f"{methods} or keep a validation split"
+        )
+    if method not in (None, "auto") and method not in methods:
+        problems.append(
+            f"config key saliency.method: {method!r} is not computed; add it to "
+            f"saliency.methods {methods} or choose one of them"
+        )
+    return problems

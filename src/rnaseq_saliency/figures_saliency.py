@@ -38,6 +38,13 @@ class HeatmapFigure:
     outlines: list[Any]  # matplotlib.patches.Rectangle: the own tissue's cells
 
 
+def _method_of(top_genes: pd.DataFrame) -> str:
+    """The attribution method named by a top-genes table (``top_genes.tsv`` has a column)."""
+    if "method" not in top_genes.columns:
+        return "method not recorded"
+    return ", ".join(sorted(set(top_genes["method"].dropna().astype(str)))) or "no maps"
+
+
 def _label(gene_id: str, gene_name: str) -> str:
     return gene_name if isinstance(gene_name, str) and gene_name else gene_id
 
@@ -141,7 +148,10 @@ def plot_tissue_heatmap(
     ax.get_xticklabels()[own].set_fontweight("bold")
     ax.set_xlabel("tissue (mean saliency of its correctly classified held-out samples)")
     ax.set_ylabel("gene")
-    ax.set_title(f"{tissue}: top {len(rows)} genes by mean saliency, across all tissues")
+    ax.set_title(
+        f"{tissue}: top {len(rows)} genes by mean saliency ({_method_of(chosen)}), "
+        "across all tissues"
+    )
     colourbar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
     colourbar.set_label("mean saliency (per-sample min-max scaled)")
     if out_png is not None:
@@ -217,7 +227,8 @@ def plot_overview(
     ax.set_xlabel("tissue")
     ax.set_ylabel("gene (tissue whose top gene it is)")
     ax.set_title(
-        f"Top {min(top_n, per_tissue)} genes by mean saliency of each tissue, across all tissues"
+        f"Top {min(top_n, per_tissue)} genes by mean saliency ({_method_of(top_genes)}) of each "
+        "tissue, across all tissues"
     )
     colourbar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
     colourbar.set_label("mean saliency (per-sample min-max scaled)")

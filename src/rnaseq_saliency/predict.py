@@ -726,6 +726,36 @@ def _umask() -> int:
     return mask
 
 
+def resolve_method(method: str | os.PathLike[str], model_dir: str | os.PathLike[str]) -> str:
+    """The saliency method named by ``method``: a method name; the path of a
+    ``chosen_method.json``; or ``auto``, the workflow's choice beside the model
+    (``results/saliency/chosen_method.json`` for ``results/model``), else ``gradient``."""
+    from rnaseq_saliency.faithfulness import read_chosen_method
+    from rnaseq_saliency.saliency import METHODS
+
+    if str(method) in METHODS:
+        return str(method)
+    if str(method) == "auto":
+        beside = Path(model_dir).parent / "saliency" / "chosen_method.json"
+        if beside.is_file():
+            chosen = read_chosen_method(beside)
+            log.info("saliency method %s, as chosen by the workflow (%s)", chosen, beside)
+            return chosen
+        log.warning(
+            "no %s beside the model: explaining with gradient (the original definition)", beside
+        )
+        return "gradient"
+    if not Path(method).is_file():
+        raise ValueError(
+            f"saliency method {str(method)!r}: expected one of {list(METHODS)}, auto, or the "
+            "path of a chosen_method.json (results/saliency/chosen_method.json)"
+        )
+    chosen = read_chosen_method(method)
+    if chosen not in METHODS:
+        raise ValueError(f"{method}: method {chosen!r} is not one of {list(METHODS)}")
+    return chosen
+
+
 def run_predict(
     model_dir: str | os.PathLike[str],
     input_path: str | os.PathLike[str] | None,
@@ -735,12 +765,14 @@ def run_predict(
     *,
     top_n: int = DEFAULT_TOP_N,
     max_missing_fraction: float = DEFAULT_MAX_MISSING_FRACTION,
+    method: str | os.PathLike[str] = "auto",
     saliency: SaliencySettings = DEFAULT_SALIENCY,
     threads: int | None = None,
 ) -> PredictResult:
     """The ``predict`` rule and command: load the model and input, predict, explain, write.
 
-    ``saliency`` says how each call is explained (the workflow's ``saliency`` settings).
+    ``method`` is what ``resolve_method`` takes; ``saliency`` says how the method runs (the
+    workflow's ``saliency`` settings: sign, batch size, options).
     ``input_path`` None (config key ``predict.input`` not set) is an error saying so.
     """
     if not input_path:
@@ -754,21 +786,22 @@ def run_predict(
 
     if threads:
         torch.set_num_threads(int(threads))
-    options = saliency.method_options()
+    chosen = resolve_method(method, model_dir)
+    options = saliency.options_of(chosen)
     model = load_model(model_dir)
     samples = read_input_matrix(input_path, threads=int(threads or 1))
     result = predict_samples(
         model,
         samples,
         top_n=top_n,
-        method=saliency.method,
+        method=chosen,
         abs=saliency.abs,
         max_missing_fraction=max_missing_fraction,
         batch_size=saliency.batch_size,
         seed=saliency.seed,
         **options,
     )
-    write_figures(result, figures_dir, saliency.method, saliency.abs)
+    write_figures(result, figures_dir, chosen, saliency.abs)
     write_sample_top_genes(result.top_genes, top_genes_path)
     write_sample_predictions(result.predictions, predictions_path)
     counts = result.predictions["tissue_1"].value_counts()

@@ -52,8 +52,25 @@ OWNERS: dict[str, Owner] = {
     "results/figures/training_curves.png": Owner("figures_training", "plot_training_curves", None),
     **{f"results/model/{name}": owner for name, owner in _MODEL.items()},
     **{f"results/evaluation/{name}": owner for name, owner in _EVALUATION.items()},
-    "results/saliency/{}.parquet": Owner(
+    "results/saliency/de_statistic.parquet": Owner(
+        "differential", "write_de_table", "read_de_table"
+    ),
+    "results/saliency/maps/{}/{}.parquet": Owner(
         "saliency", "write_tissue_saliency", "read_tissue_saliency"
+    ),
+    "results/saliency/faithfulness/{}.tsv": Owner(
+        "faithfulness", "write_faithfulness", "read_faithfulness"
+    ),
+    "results/saliency/faithfulness.tsv": Owner(
+        "faithfulness", "write_faithfulness", "read_faithfulness"
+    ),
+    "results/saliency/chosen_method.json": Owner(
+        "faithfulness", "write_chosen_method", "read_chosen_method"
+    ),
+    "results/saliency/methods.tsv": Owner("method_comparison", "run_saliency_methods", None),
+    "results/saliency/methods.png": Owner("method_comparison", "plot_methods", None),
+    "results/saliency/top_genes_by_method.tsv": Owner(
+        "method_comparison", "run_saliency_methods", None
     ),
     "results/saliency/top_genes.tsv": Owner("saliency", "write_top_genes", "read_top_genes"),
     "results/saliency/top_genes_per_tissue.tsv": Owner(
@@ -64,7 +81,9 @@ OWNERS: dict[str, Owner] = {
     ),
     "results/saliency/heatmaps/{}.png": Owner("figures_saliency", "run_tissue_heatmap", None),
     "results/saliency/overview.png": Owner("figures_saliency", "run_overview", None),
-    "results/saliency/validation.tsv": Owner("saliency_validation", "write_validation", None),
+    "results/saliency/validation.tsv": Owner(
+        "saliency_validation", "write_validation", "read_validation"
+    ),
     "results/predict/predictions.tsv": Owner("predict", "write_sample_predictions", None),
     "results/predict/saliency_top_genes.tsv": Owner("predict", "write_sample_top_genes", None),
     "results/predict/figures": Owner("predict", "write_figures", None),

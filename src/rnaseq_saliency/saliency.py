@@ -47,7 +47,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -493,14 +493,17 @@ def evaluated_split(predictions: pd.DataFrame) -> str:
     raise ValueError(f"predictions: no 'test' or 'val' rows (splits {sorted(splits)})")
 
 
-def correct_samples(predictions: pd.DataFrame, tissue: str) -> tuple[list[str], str, int]:
-    """Sample ids of ``tissue``'s correctly classified samples of the evaluated split.
+def correct_samples(
+    predictions: pd.DataFrame, tissue: str, split: str | None = None
+) -> tuple[list[str], str, int]:
+    """Sample ids of ``tissue``'s correctly classified samples of ``split`` (default: the
+    evaluated split).
 
     Returns (sample ids, split, number of the tissue's samples in that split). Only held-out
     samples the model got right are explained: for a wrong prediction the predicted class's
     gradient says nothing about the true tissue.
     """
-    split = evaluated_split(predictions)
+    split = split or evaluated_split(predictions)
     rows = predictions.loc[(predictions["split"] == split) & (predictions["tissue"] == tissue)]
     chosen = rows.loc[rows["correct"].to_numpy(dtype=bool)]
     wrong = chosen.loc[chosen["predicted"] != tissue, "sample_id"].tolist()
@@ -521,14 +524,16 @@ def tissue_saliency(
     abs: bool = False,  # same argument as ``saliency``
     batch_size: int = 512,
     seed: int = 0,
+    split: str | None = None,
     **options: Any,
 ) -> TissueSaliency:
     """Maps of ``tissue``'s correctly classified held-out samples, target = its class.
 
     ``expression`` is the tissue's expression table (``results/expression/{tissue}.parquet``);
-    ``predictions`` as ``read_predictions`` returns it. The evaluated split is ``test``, or
-    ``val`` when the predictions hold no test rows. A tissue the model does not know (dropped
-    by the split) or without correct samples gives an empty result (n = 0, NaN aggregates).
+    ``predictions`` as ``read_predictions`` returns it. The split is ``split`` or else the
+    evaluated one: ``test``, or ``val`` when the predictions hold no test rows. A tissue the
+    model does not know (dropped by the split) or without correct samples gives an empty
+    result (n = 0, NaN aggregates).
     """
     settings = _resolve_options(method, options)
     if expression.gene_ids != list(model.gene_ids):
@@ -536,7 +541,7 @@ def tissue_saliency(
             f"{tissue}: the expression file's genes differ from the model's "
             f"({len(expression.gene_ids)} vs {len(model.gene_ids)} genes, or another order)"
         )
-    sample_ids, split, n_evaluated = correct_samples(predictions, tissue)
+    sample_ids, split, n_evaluated = correct_samples(predictions, tissue, split)
     info: dict[str, Any] = {
         "tissue": tissue,
         "method": method,
@@ -653,45 +658,111 @@ def read_tissue_saliency(path: str | os.PathLike[str]) -> TissueSaliency:
     )
 
 
+MAPS_DIR = "results/saliency/maps"
+
+
+def maps_path(method: str, tissue: str, root: str = MAPS_DIR) -> str:
+    """Where rule ``saliency`` writes one tissue's maps by one method."""
+    return f"{root}/{method}/{tissue}.parquet"
+
+
+def files_of_method(paths: Sequence[str | os.PathLike[str]], method: str) -> list[str]:
+    """The maps files of ``method`` among ``paths`` (laid out as ``maps_path``), in order."""
+    chosen = [str(p) for p in paths if os.path.basename(os.path.dirname(p)) == method]
+    if not chosen:
+        raise ValueError(
+            f"no saliency maps of method {method!r}: it is not one of saliency.methods "
+            "(or the maps were not computed)"
+        )
+    return chosen
+
+
+def _faithfulness_of(
+    model: ModelLike,
+    expression: ExpressionTable,
+    split: str,
+    results: Mapping[str, TissueSaliency],
+    de_score: np.ndarray,
+    seed: int,
+) -> pd.DataFrame:
+    """One split's deletion curves of every method's ranking (``faithfulness``)."""
+    from rnaseq_saliency.faithfulness import DeletionForward, empty_rows, faithfulness_rows
+
+    first = next(iter(results.values()))
+    if first.n_samples == 0 or first.tissue not in model.tissues:
+        return empty_rows(first.tissue, split, list(results), len(first.gene_ids))
+    position = {sample: i for i, sample in enumerate(expression.sample_ids)}
+    x = model.scale(expression.matrix[[position[s] for s in first.sample_ids]])
+    return faithfulness_rows(
+        DeletionForward(model.network),
+        x,
+        list(model.tissues).index(first.tissue),
+        first.tissue,
+        split,
+        {method: result.mean for method, result in results.items()},
+        de_score,
+        seed,
+    )
+
+
 def run_tissue_saliency(
     model_dir: str | os.PathLike[str],
     predictions_path: str | os.PathLike[str],
     expression_path: str | os.PathLike[str],
-    out_path: str | os.PathLike[str],
+    de_path: str | os.PathLike[str],
+    maps_paths: Mapping[str, str | os.PathLike[str]],
+    faithfulness_path: str | os.PathLike[str],
     tissue: str,
     settings: SaliencySettings = DEFAULT_SALIENCY,
     threads: int | None = None,
-) -> TissueSaliency:
-    """The ``saliency`` rule: load the model and files, compute one tissue's maps, write them."""
+) -> dict[str, TissueSaliency]:
+    """The ``saliency`` rule: one model load, then every method of ``maps_paths`` (method ->
+    output file): the maps of the evaluated split, written; and the deletion curves of the
+    validation and test splits, each ranked and deleted on its own split's samples."""
     import torch
 
+    from rnaseq_saliency.differential import de_ranking_score, de_statistic_of
     from rnaseq_saliency.expression import read_expression
+    from rnaseq_saliency.faithfulness import SPLITS, write_faithfulness
     from rnaseq_saliency.model import load_model
 
     if threads:
         torch.set_num_threads(int(threads))
-    options = settings.method_options()
     model = load_model(model_dir)
-    result = tissue_saliency(
-        model,
-        read_expression(expression_path),
-        read_predictions(predictions_path),
-        tissue,
-        method=settings.method,
-        abs=settings.abs,
-        batch_size=settings.batch_size,
-        seed=settings.seed,
-        **options,
-    )
-    write_tissue_saliency(out_path, result)
-    return result
+    expression = read_expression(expression_path)
+    predictions = read_predictions(predictions_path)
+    de_score = de_ranking_score(de_statistic_of(de_path, tissue, model.gene_ids), settings.abs)
+    curves, evaluated = [], evaluated_split(predictions)
+    for split in SPLITS:
+        results = {
+            method: tissue_saliency(
+                model,
+                expression,
+                predictions,
+                tissue,
+                method=method,
+                abs=settings.abs,
+                batch_size=settings.batch_size,
+                seed=settings.seed,
+                split=split,
+                **settings.options_of(method),
+            )
+            for method in maps_paths
+        }
+        curves.append(_faithfulness_of(model, expression, split, results, de_score, settings.seed))
+        if split == evaluated:
+            for method, path in maps_paths.items():
+                write_tissue_saliency(path, results[method])
+            written = results
+    write_faithfulness(faithfulness_path, pd.concat(curves, ignore_index=True))
+    return written
 
 
 # --------------------------------------------------------------------------------------------
 # Ranked genes across tissues
 # --------------------------------------------------------------------------------------------
 
-TOP_GENES_COLUMNS = ["tissue", "rank", "gene_id", "gene_name", "mean", "sd"]
+TOP_GENES_COLUMNS = ["tissue", "rank", "gene_id", "gene_name", "mean", "sd", "method"]
 
 
 def rank_genes(scores: np.ndarray) -> np.ndarray:
@@ -709,8 +780,9 @@ def top_genes_table(
     """Every tissue's genes ranked by mean saliency, and the genes x tissues mean matrix.
 
     Returns ``(top_genes, mean_matrix)``: ``top_genes`` has the columns tissue, rank (1 = most
-    salient), gene_id, gene_name, mean, sd, all genes of each tissue with maps, tissues in
-    ``tissues`` order (a tissue without maps has no rows, and a warning is logged);
+    salient), gene_id, gene_name, mean, sd, method (the attribution method), all genes of
+    each tissue with maps, tissues in ``tissues`` order (a tissue without maps has no rows,
+    and a warning is logged);
     ``mean_matrix`` is float32, indexed by gene_id (model input order), one column per tissue
     (NaN for a tissue without maps).
     """
@@ -742,6 +814,7 @@ def top_genes_table(
                     "gene_name": names[order],
                     "mean": result.mean[order],
                     "sd": result.sd[order],
+                    "method": str(result.info.get("method", "")),
                 }
             )
         )
@@ -763,7 +836,7 @@ def read_top_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
     top = pd.read_csv(
         path,
         sep="\t",
-        dtype={"tissue": str, "gene_id": str, "gene_name": str},
+        dtype={"tissue": str, "gene_id": str, "gene_name": str, "method": str},
         keep_default_na=False,
         na_values={"mean": ["nan", "NaN", ""], "sd": ["nan", "NaN", ""]},
     )
@@ -798,19 +871,30 @@ def read_mean_matrix(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def run_top_genes(
-    saliency_files: Sequence[str | os.PathLike[str]],
+    maps_files: Sequence[str | os.PathLike[str]],
     tissues: Sequence[str],
+    chosen_path: str | os.PathLike[str],
     genes_path: str | os.PathLike[str],
     top_genes_path: str | os.PathLike[str],
     mean_matrix_path: str | os.PathLike[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ``top_genes`` rule: rank each tissue's genes and write the table and the matrix."""
+    """The ``top_genes`` rule: rank each tissue's genes by the method of ``chosen_path``
+    (``chosen_method.json``) and write the table and the matrix."""
+    from rnaseq_saliency.faithfulness import read_chosen_method
+
+    method = read_chosen_method(chosen_path)
     genes = read_selected_genes(genes_path)
     gene_ids, gene_names = genes["gene_id"].tolist(), genes["gene_name"].tolist()
-    top, matrix = top_genes_table(saliency_files, tissues, gene_ids, gene_names)
+    files = files_of_method(maps_files, method)
+    top, matrix = top_genes_table(files, tissues, gene_ids, gene_names)
     write_top_genes(top_genes_path, top)
     write_mean_matrix(mean_matrix_path, matrix)
-    log.info("ranked %d genes for %d tissue(s) with maps", len(gene_ids), top["tissue"].nunique())
+    log.info(
+        "ranked %d genes for %d tissue(s) with %s maps",
+        len(gene_ids),
+        top["tissue"].nunique(),
+        method,
+    )
     return top, matrix
 
 

@@ -31,13 +31,13 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rnaseq_saliency.datasets import read_samples, tissue_of
+from rnaseq_saliency.datasets import tissue_of
+from rnaseq_saliency.differential import read_de_table
 from rnaseq_saliency.evaluate import read_predictions
 from rnaseq_saliency.expression import ExpressionTable, read_expression
 from rnaseq_saliency.fileio import atomic_path
@@ -47,6 +47,7 @@ from rnaseq_saliency.saliency import (
     TissueSaliency,
     attribute,
     correct_samples,
+    files_of_method,
     rank_genes,
     read_tissue_saliency,
 )
@@ -128,59 +129,6 @@ def hypergeom_p(overlap: int, universe: int, n_markers: int, k: int) -> float:
     from scipy.stats import hypergeom
 
     return float(hypergeom.sf(overlap - 1, universe, n_markers, k))
-
-
-@dataclass
-class GroupMoments:
-    """Per-group count, sum and sum of squares per gene (float64), accumulated in blocks."""
-
-    n_genes: int
-
-    def __post_init__(self) -> None:
-        self.count: dict[str, int] = {}
-        self.sum: dict[str, np.ndarray] = {}
-        self.sumsq: dict[str, np.ndarray] = {}
-
-    def add(self, group: str, values: np.ndarray) -> None:
-        block = np.asarray(values, dtype=np.float64)
-        if group not in self.count:
-            self.count[group] = 0
-            self.sum[group] = np.zeros(self.n_genes)
-            self.sumsq[group] = np.zeros(self.n_genes)
-        self.count[group] += block.shape[0]
-        self.sum[group] += block.sum(axis=0)
-        self.sumsq[group] += np.square(block).sum(axis=0)
-
-
-def _mean_var(n: float, total: np.ndarray, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = total / n
-    # Sum-of-squares variance is fine here: log1p values are O(10) and sums are float64.
-    var = np.maximum(squares - n * np.square(mean), 0.0) / (n - 1)
-    return mean, var
-
-
-def one_vs_rest_t(moments: GroupMoments, group: str) -> np.ndarray:
-    """Welch t statistic per gene of ``group`` vs all other groups; NaN if either has < 2 rows.
-
-    A gene with zero variance in both groups gets t = 0 when the means are equal and +-inf
-    otherwise (a perfect separator ranks first).
-    """
-    n_in = moments.count.get(group, 0)
-    n_all = sum(moments.count.values())
-    n_out = n_all - n_in
-    if n_in < 2 or n_out < 2:
-        return np.full(moments.n_genes, np.nan)
-    total = sum(moments.sum.values())
-    squares = sum(moments.sumsq.values())
-    mean_in, var_in = _mean_var(n_in, moments.sum[group], moments.sumsq[group])
-    mean_out, var_out = _mean_var(n_out, total - moments.sum[group], squares - moments.sumsq[group])
-    diff = mean_in - mean_out
-    scale = np.sqrt(var_in / n_in + var_out / n_out)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = diff / scale
-    # Equal means with no spread: no difference. (diff != 0 with no spread stays +-inf.)
-    t[(scale == 0) & (diff == 0)] = 0.0
-    return t
 
 
 def split_half_overlap(maps: np.ndarray, k: int, seed: int) -> float:
@@ -287,10 +235,8 @@ def _read_checked_maps(
     tissues: Sequence[str],
     model: ModelLike,
     predictions: pd.DataFrame | None,
-    method: str | None,
-    abs: bool | None,
 ) -> list[TissueSaliency]:
-    """Read each tissue's saliency file; refuse one that is stale or holds other samples."""
+    """Read one method's saliency files; refuse one that is stale or holds other samples."""
     results = []
     for path, tissue in zip(saliency_files, tissues, strict=True):
         result = read_tissue_saliency(path)
@@ -298,12 +244,6 @@ def _read_checked_maps(
             raise ValueError(f"{path}: holds the maps of {result.tissue!r}, expected {tissue!r}")
         if result.gene_ids != list(model.gene_ids):
             raise ValueError(f"{path}: its genes differ from the model's")
-        for key, wanted in (("method", method), ("abs", abs)):
-            if wanted is not None and result.info.get(key) != wanted:
-                raise ValueError(
-                    f"{path}: computed with {key}={result.info.get(key)!r}, but the config "
-                    f"says saliency.{key}={wanted!r}; rerun the saliency rule"
-                )
         if predictions is not None and result.n_samples:
             expected, _, _ = correct_samples(predictions, tissue)
             stray = sorted(set(result.sample_ids) - set(expected))
@@ -318,7 +258,6 @@ def _random_model_mean(
     model: ModelLike,
     table: ExpressionTable,
     result: TissueSaliency,
-    path: str | os.PathLike[str],
     seed: int,
     batch_size: int,
 ) -> np.ndarray:
@@ -327,7 +266,7 @@ def _random_model_mean(
     position = {s: i for i, s in enumerate(table.sample_ids)}
     missing = [s for s in result.sample_ids if s not in position]
     if missing:
-        raise ValueError(f"{path}: sample {missing[0]} of the saliency maps is missing")
+        raise ValueError(f"{result.tissue}: sample {missing[0]} of the saliency maps is missing")
     scaled = model.scale(table.matrix[[position[s] for s in result.sample_ids]])
     maps = attribute(
         random_network,
@@ -342,98 +281,101 @@ def _random_model_mean(
     return maps.mean(axis=0)
 
 
-def _comparisons(
-    results: list[TissueSaliency],
+def _random_means(
+    results: Sequence[TissueSaliency],
     model: ModelLike,
     expression_files: Sequence[str | os.PathLike[str]],
-    samples: pd.DataFrame,
     seed: int,
     batch_size: int,
-) -> tuple[GroupMoments, dict[str, np.ndarray]]:
-    """The training rows' moments per tissue (for the t statistics) and each tissue's mean map
-    of the randomised model."""
-    by_tissue = {r.tissue: r for r in results}
-    files_by_tissue = {tissue_of(p): p for p in expression_files}
-    moments = GroupMoments(len(model.gene_ids))
-    train = samples.loc[samples["split"] == "train"]
-    train_ids = {t: set(ids) for t, ids in train.groupby("tissue")["sample_id"]}
+) -> dict[tuple[str, str], np.ndarray]:
+    """Each (method, tissue)'s mean map from the randomised model: one pass over the
+    expression files, one tissue's matrix in memory at a time."""
     random_network = randomised_network(model.network, seed)
-    random_means: dict[str, np.ndarray] = {}
-    # One pass over the expression files: training rows feed the t statistics, the maps'
-    # samples feed the randomised model; only one tissue's matrix is in memory at a time.
-    for tissue, path in files_by_tissue.items():
-        result = by_tissue.get(tissue)
-        wanted_train = train_ids.get(tissue, set())
-        needs_maps = result is not None and result.n_samples > 0 and tissue in model.tissues
-        if not wanted_train and not needs_maps:
+    by_tissue: dict[str, list[TissueSaliency]] = {}
+    for result in results:
+        if result.n_samples and result.tissue in model.tissues:
+            by_tissue.setdefault(result.tissue, []).append(result)
+    means: dict[tuple[str, str], np.ndarray] = {}
+    for path in expression_files:
+        wanted = by_tissue.get(tissue_of(path), [])
+        if not wanted:
             continue
         table = read_expression(path)
         if table.gene_ids != list(model.gene_ids):
             raise ValueError(f"{path}: its genes differ from the model's")
-        rows = [i for i, s in enumerate(table.sample_ids) if s in wanted_train]
-        if rows:
-            moments.add(tissue, np.log1p(table.matrix[rows].astype(np.float64)))
-        if needs_maps:
-            assert result is not None
-            random_means[tissue] = _random_model_mean(
-                random_network, model, table, result, path, seed, batch_size
-            )
-    return moments, random_means
+        for result in wanted:
+            key = (str(result.info.get("method", "")), result.tissue)
+            means[key] = _random_model_mean(random_network, model, table, result, seed, batch_size)
+    return means
 
 
 def saliency_validation(
-    saliency_files: Sequence[str | os.PathLike[str]],
+    maps_files: Sequence[str | os.PathLike[str]],
     tissues: Sequence[str],
     model: ModelLike,
     expression_files: Sequence[str | os.PathLike[str]],
-    samples: pd.DataFrame,
+    de_statistic: pd.DataFrame,
     predictions: pd.DataFrame | None = None,
     marker_sets: dict[str, list[str]] | None = None,
     top_k_genes: int = 20,
-    method: str | None = None,
-    abs: bool | None = None,  # config key saliency.abs; checked against the files
     seed: int = 0,
     batch_size: int = 512,
 ) -> pd.DataFrame:
-    """The validation table, one row per tissue of ``tissues`` plus the summary row.
+    """The validation table: per method (the folder of its files, ``saliency.maps_path``), a
+    row per tissue of ``tissues`` and a summary row.
 
-    ``method`` and ``abs``, when given, must match what the saliency files were computed with
-    (a stale file is refused); the randomised model's maps use the files' method and options.
-    ``predictions``, when given, must list every file's samples as correct in its split.
+    ``de_statistic`` is the ``differential`` table (genes x tissues t statistics); the
+    randomised model's maps use each file's method and options. ``predictions``, when given,
+    must list every file's samples as correct in its split.
     """
-    results = _read_checked_maps(saliency_files, tissues, model, predictions, method, abs)
-    moments, random_means = _comparisons(
-        results, model, expression_files, samples, seed, batch_size
-    )
+    methods = list(dict.fromkeys(os.path.basename(os.path.dirname(p)) for p in maps_files))
+    results = [
+        result
+        for method in methods
+        for result in _read_checked_maps(
+            files_of_method(maps_files, method), tissues, model, predictions
+        )
+    ]
+    random_means = _random_means(results, model, expression_files, seed, batch_size)
     gene_names = list(model.gene_names)
     rows_out = []
     for result in results:
         markers = None
         if marker_sets is not None and result.tissue in marker_sets:
             markers = marker_indices(marker_sets[result.tissue], model.gene_ids, gene_names)
+        t_statistic = (
+            de_statistic[result.tissue].to_numpy(dtype=np.float64)
+            if result.tissue in de_statistic.columns
+            else np.full(len(model.gene_ids), np.nan)
+        )
+        method = str(result.info.get("method", ""))
         rows_out.append(
             validate_tissue(
                 result,
-                one_vs_rest_t(moments, result.tissue),
-                random_means.get(result.tissue),
+                t_statistic,
+                random_means.get((method, result.tissue)),
                 markers,
                 top_k_genes,
                 seed,
             )
         )
     table = pd.DataFrame(rows_out, columns=VALIDATION_COLUMNS)
-    summary = summary_row(table)
-    _log_headline(table, summary, top_k_genes)
-    return pd.concat([table, pd.DataFrame([summary])], ignore_index=True)[VALIDATION_COLUMNS]
+    blocks = []
+    for method, rows in table.groupby("method", sort=False):
+        summary = summary_row(rows)
+        _log_headline(rows, summary, top_k_genes, str(method))
+        blocks.extend([rows, pd.DataFrame([summary])])
+    return pd.concat(blocks, ignore_index=True)[VALIDATION_COLUMNS]
 
 
-def _log_headline(table: pd.DataFrame, summary: dict[str, Any], k: int) -> None:
+def _log_headline(table: pd.DataFrame, summary: dict[str, Any], k: int, method: str) -> None:
     significant = int((pd.to_numeric(table["marker_p"], errors="coerce") < 0.05).sum())
     with_markers = int(pd.to_numeric(table["marker_p"], errors="coerce").notna().sum())
     log.info(
-        "saliency validation (top %d, median over tissues): DE overlap %.2f, DE Spearman %.2f, "
-        "marker fraction %.2f (p < 0.05 in %d of %d tissues with markers), split-half "
-        "stability %.2f, randomised-model Spearman %.2f",
+        "saliency validation of %s (top %d, median over tissues): DE overlap %.2f, DE "
+        "Spearman %.2f, marker fraction %.2f (p < 0.05 in %d of %d tissues with markers), "
+        "split-half stability %.2f, randomised-model Spearman %.2f",
+        method,
         k,
         summary["de_overlap"],
         summary["de_spearman"],
@@ -445,8 +387,10 @@ def _log_headline(table: pd.DataFrame, summary: dict[str, Any], k: int) -> None:
     )
     if np.isfinite(summary["random_spearman"]) and abs(summary["random_spearman"]) > 0.5:
         log.warning(
-            "maps of a randomised model correlate with the trained model's (median Spearman "
-            "%.2f): they may reflect the input more than the model (Adebayo et al. 2018)",
+            "%s maps of a randomised model correlate with the trained model's (median "
+            "Spearman %.2f): they may reflect the input more than the model (Adebayo et al. "
+            "2018)",
+            method,
             summary["random_spearman"],
         )
 
@@ -456,19 +400,32 @@ def write_validation(path: str | os.PathLike[str], table: pd.DataFrame) -> None:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")
 
 
+def read_validation(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read ``validation.tsv`` (``write_validation``)."""
+    table = pd.read_csv(
+        path,
+        sep="\t",
+        dtype={"tissue": str, "method": str},
+        keep_default_na=False,
+        na_values=["NA"],
+    )
+    missing = [c for c in VALIDATION_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; expected {VALIDATION_COLUMNS}")
+    return table
+
+
 def run_validation(
-    saliency_files: Sequence[str | os.PathLike[str]],
+    maps_files: Sequence[str | os.PathLike[str]],
     tissues: Sequence[str],
     model_dir: str | os.PathLike[str],
     predictions_path: str | os.PathLike[str],
     expression_files: Sequence[str | os.PathLike[str]],
-    samples_path: str | os.PathLike[str],
+    de_path: str | os.PathLike[str],
     genes_path: str | os.PathLike[str],
     marker_sets_path: str | os.PathLike[str] | None,
     out_path: str | os.PathLike[str],
     top_k_genes: int = 20,
-    method: str | None = None,
-    abs: bool | None = None,  # config key saliency.abs
     seed: int = 0,
     batch_size: int = 512,
 ) -> pd.DataFrame:
@@ -479,22 +436,23 @@ def run_validation(
     gene_ids = read_selected_genes(genes_path)["gene_id"].tolist()
     if gene_ids != list(model.gene_ids):
         raise ValueError(f"{genes_path}: the selected genes differ from the model's")
+    de_statistic = read_de_table(de_path)
+    if list(de_statistic.index) != gene_ids:
+        raise ValueError(f"{de_path}: its genes differ from the model's; rerun rule de_statistic")
     marker_sets = read_gmt(marker_sets_path) if marker_sets_path else None
     if marker_sets is not None:
         unknown = sorted(set(marker_sets) - set(tissues))
         if unknown:
             log.info("%s: %d set(s) name no configured tissue", marker_sets_path, len(unknown))
     table = saliency_validation(
-        saliency_files,
+        maps_files,
         tissues,
         model,
         expression_files,
-        read_samples(samples_path),
+        de_statistic,
         read_predictions(predictions_path),
         marker_sets,
         top_k_genes,
-        method,
-        abs,
         seed,
         batch_size,
     )

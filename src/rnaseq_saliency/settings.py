@@ -218,9 +218,11 @@ class EvaluateSettings(NamedTuple):
 
 
 class SaliencySettings(NamedTuple):
-    """How saliency maps are computed (rules ``saliency``, ``saliency_validation``, ``predict``)."""
+    """How saliency maps are computed (rules ``saliency`` and ``predict``): every method of
+    ``saliency.methods``, not which one is reported (``MethodChoice``), so that forcing
+    another method reruns no map."""
 
-    method: str
+    methods: tuple[str, ...]
     abs: bool
     batch_size: int
     ig_steps: int
@@ -229,7 +231,7 @@ class SaliencySettings(NamedTuple):
     seed: int
 
     KEYS = (
-        "saliency.method",
+        "saliency.methods",
         "saliency.abs",
         "saliency.batch_size",
         "saliency.ig_steps",
@@ -239,18 +241,16 @@ class SaliencySettings(NamedTuple):
     )
     from_config = classmethod(_from_keys)
 
-    def method_options(self) -> dict[str, Any]:
-        """The options of this method for ``saliency.attribute`` (ig_steps, ...)."""
+    def options_of(self, method: str) -> dict[str, Any]:
+        """The options of ``method`` for ``saliency.attribute`` (ig_steps, ...)."""
         from rnaseq_saliency.saliency import method_options
 
-        return method_options(
-            self.method, self.ig_steps, self.smoothgrad_samples, self.smoothgrad_stdev
-        )
+        return method_options(method, self.ig_steps, self.smoothgrad_samples, self.smoothgrad_stdev)
 
 
-# The config's defaults: the original definition (signed vanilla gradient).
+# The config's defaults.
 DEFAULT_SALIENCY = SaliencySettings(
-    method="gradient",
+    methods=("gradient", "input_x_gradient", "integrated_gradients", "smoothgrad"),
     abs=False,
     batch_size=512,
     ig_steps=50,
@@ -258,6 +258,17 @@ DEFAULT_SALIENCY = SaliencySettings(
     smoothgrad_stdev=0.1,
     seed=0,
 )
+
+
+class MethodChoice(NamedTuple):
+    """Rule ``choose_method``: ``auto`` (by validation faithfulness) or a forced method, among
+    the computed ones."""
+
+    method: str
+    methods: tuple[str, ...]
+
+    KEYS = ("saliency.method", "saliency.methods")
+    from_config = classmethod(_from_keys)
 
 
 class TopGenesSettings(NamedTuple):
@@ -270,22 +281,14 @@ class TopGenesSettings(NamedTuple):
 
 
 class ValidationSettings(NamedTuple):
-    """Rule ``saliency_validation``: how many top genes each check looks at, and the maps'
-    method, sign and seed (it recomputes maps for its stability and randomisation checks)."""
+    """Rule ``saliency_validation``: how many top genes each check looks at, and the batch size
+    and seed of the randomised model's maps (method, sign and options come from the files)."""
 
     top_k: int
-    method: str
-    abs: bool
     batch_size: int
     seed: int
 
-    KEYS = (
-        "saliency.validation_top_k",
-        "saliency.method",
-        "saliency.abs",
-        "saliency.batch_size",
-        "saliency.seed",
-    )
+    KEYS = ("saliency.validation_top_k", "saliency.batch_size", "saliency.seed")
     from_config = classmethod(_from_keys)
 
 
@@ -311,12 +314,15 @@ RULE_SETTINGS: dict[str, tuple[type, ...]] = {
     "pca_augmentation": (PcaFigureSettings,),
     "train": (TrainingSettings,),
     "evaluate": (EvaluateSettings,),
+    "de_statistic": (TissueSelection,),
     "saliency": (SaliencySettings,),
+    "choose_method": (MethodChoice,),
     "top_genes": (TissueSelection,),
     "top_genes_per_tissue": (TopGenesSettings,),
     "saliency_heatmap": (TopGenesSettings,),
     "saliency_overview": (TopGenesSettings,),
     "saliency_validation": (ValidationSettings,),
+    "saliency_methods": (TopGenesSettings,),
     "predict": (SaliencySettings, PredictSettings),
 }
 

@@ -22,6 +22,7 @@ from rnaseq_saliency.settings import (  # noqa: E402
     DemoSettings,
     EvaluateSettings,
     GeneSelectionSettings,
+    MethodChoice,
     PcaFigureSettings,
     PredictSettings,
     SaliencySettings,
@@ -48,6 +49,7 @@ if DATA["source"] == "demo" and RELEASE != "v8":
 # Every rule's config values travel in settings objects (rnaseq_saliency.settings), built from
 # only the keys that rule reads, so a config edit reruns exactly what depends on it.
 PCA_TISSUES = PcaFigureSettings.from_config(config).tissues
+SALIENCY_METHODS = list(config["saliency"]["methods"])
 MEASURE = DATA["measure"]
 LAYOUT = DATA["layout"]
 
@@ -92,6 +94,15 @@ def input_filter_files():
 
 def expression_files():
     return expand("results/expression/{tissue}.parquet", tissue=TISSUES)
+
+
+def all_maps_files():
+    """Every method's maps of every tissue (rule saliency), method by method."""
+    return expand(
+        "results/saliency/maps/{method}/{tissue}.parquet",
+        method=SALIENCY_METHODS,
+        tissue=TISSUES,
+    )
 
 
 def augmented_files():
@@ -139,6 +150,8 @@ def final_targets():
         *expand("results/saliency/heatmaps/{tissue}.png", tissue=TISSUES),
         "results/saliency/overview.png",
         "results/saliency/validation.tsv",
+        "results/saliency/methods.tsv",
+        "results/saliency/methods.png",
         *predict,
         *SWEEP_TARGETS,  # empty unless sweep.enabled (workflow/rules/sweep.smk)
     ]

@@ -1,11 +1,36 @@
+rule de_statistic:
+    input:
+        expression=expression_files(),
+        samples="results/split/samples.tsv",
+        genes="results/genes/selected_genes.tsv",
+    output:
+        "results/saliency/de_statistic.parquet",
+    log:
+        "logs/de_statistic.log",
+    benchmark:
+        "benchmarks/de_statistic.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        tissues=TissueSelection.from_config(config),
+    script:
+        "../../scripts/de_statistic.py"
+
+
 rule saliency:
     input:
         weights="results/model/model.safetensors",
         model_json="results/model/model.json",
         predictions="results/evaluation/predictions.tsv",
         expression="results/expression/{tissue}.parquet",
+        de_statistic="results/saliency/de_statistic.parquet",
     output:
-        "results/saliency/{tissue}.parquet",
+        # One file per method of saliency.methods, then the deletion curves of all of them.
+        maps=expand(
+            "results/saliency/maps/{method}/{{tissue}}.parquet",
+            method=SALIENCY_METHODS,
+        ),
+        faithfulness="results/saliency/faithfulness/{tissue}.tsv",
     log:
         "logs/saliency/{tissue}.log",
     benchmark:
@@ -19,9 +44,28 @@ rule saliency:
         "../../scripts/saliency.py"
 
 
+rule choose_method:
+    input:
+        expand("results/saliency/faithfulness/{tissue}.tsv", tissue=TISSUES),
+    output:
+        faithfulness="results/saliency/faithfulness.tsv",
+        chosen="results/saliency/chosen_method.json",
+    log:
+        "logs/choose_method.log",
+    benchmark:
+        "benchmarks/choose_method.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        settings=MethodChoice.from_config(config),
+    script:
+        "../../scripts/choose_method.py"
+
+
 rule top_genes:
     input:
-        saliency=expand("results/saliency/{tissue}.parquet", tissue=TISSUES),
+        maps=all_maps_files(),
+        chosen="results/saliency/chosen_method.json",
         genes="results/genes/selected_genes.tsv",
     output:
         # Every gene of every tissue: kept out of the report (about 70 MB at GTEx size).
@@ -109,12 +153,12 @@ rule saliency_overview:
 
 rule saliency_validation:
     input:
-        saliency=expand("results/saliency/{tissue}.parquet", tissue=TISSUES),
+        maps=all_maps_files(),
         weights="results/model/model.safetensors",
         model_json="results/model/model.json",
         predictions="results/evaluation/predictions.tsv",
         expression=expression_files(),
-        samples="results/split/samples.tsv",
+        de_statistic="results/saliency/de_statistic.parquet",
         genes="results/genes/selected_genes.tsv",
         marker_sets=marker_sets_file(),
     output:
@@ -130,6 +174,39 @@ rule saliency_validation:
     conda:
         "../../envs/torch.yaml"
     params:
+        tissues=TissueSelection.from_config(config),
         settings=ValidationSettings.from_config(config),
     script:
         "../../scripts/saliency_validation.py"
+
+
+rule saliency_methods:
+    input:
+        faithfulness="results/saliency/faithfulness.tsv",
+        validation="results/saliency/validation.tsv",
+        chosen="results/saliency/chosen_method.json",
+        maps=all_maps_files(),
+        genes="results/genes/selected_genes.tsv",
+    output:
+        table=report(
+            "results/saliency/methods.tsv",
+            caption="../report/saliency_methods.rst",
+            category="5. Saliency",
+        ),
+        figure=report(
+            "results/saliency/methods.png",
+            caption="../report/saliency_methods.rst",
+            category="5. Saliency",
+        ),
+        top_genes="results/saliency/top_genes_by_method.tsv",
+    log:
+        "logs/saliency_methods.log",
+    benchmark:
+        "benchmarks/saliency_methods.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        tissues=TissueSelection.from_config(config),
+        settings=TopGenesSettings.from_config(config),
+    script:
+        "../../scripts/saliency_methods.py"
