@@ -11,6 +11,7 @@ import pytest
 
 from rnaseq_saliency import explore
 from rnaseq_saliency.evaluate import write_predictions
+from rnaseq_saliency.faithfulness import write_chosen_method
 from rnaseq_saliency.figures_saliency import OUTLINE_COLOUR
 from rnaseq_saliency.saliency import (
     make_tissue_saliency,
@@ -72,12 +73,16 @@ def write_results(folder: Path) -> Path:
     files = []
     for tissue, maps in MAPS.items():
         matrix = np.array(list(maps.values()), dtype=np.float32).reshape(len(maps), len(GENE_IDS))
-        result = make_tissue_saliency(tissue, GENE_IDS, list(maps), matrix, {"split": "test"})
-        files.append(folder / "saliency" / f"{tissue}.parquet")
+        info = {"split": "test", "method": "input_x_gradient"}
+        result = make_tissue_saliency(tissue, GENE_IDS, list(maps), matrix, info)
+        files.append(folder / "saliency/maps/input_x_gradient" / f"{tissue}.parquet")
+        files[-1].parent.mkdir(parents=True, exist_ok=True)
         write_tissue_saliency(files[-1], result)
+    write_chosen_method(folder / "saliency/chosen_method.json", {"method": "input_x_gradient"})
     run_top_genes(
         files,
         TISSUES,
+        folder / "saliency/chosen_method.json",
         folder / "genes/selected_genes.tsv",
         folder / "saliency/top_genes.tsv",
         folder / "saliency/mean_saliency.parquet",
@@ -97,6 +102,8 @@ def test_load_results_reads_every_file(results: explore.Results) -> None:
     assert results.predictions["correct"].dtype == bool
     assert results.mean_matrix.loc["ENSG02.3", "pancreas"] == pytest.approx(0.9)
     assert set(results.top_genes["tissue"]) == {"liver", "pancreas"}
+    assert results.method == "input_x_gradient"
+    assert results.saliency_path("liver").parent.name == "input_x_gradient"
 
 
 def test_load_results_names_what_is_missing(tmp_path: Path) -> None:
@@ -113,6 +120,10 @@ def test_load_results_refuses_files_of_different_runs(tmp_path: Path) -> None:
     matrix = pd.read_parquet(folder / "saliency/mean_saliency.parquet")
     write_mean_matrix(folder / "saliency/mean_saliency.parquet", matrix.iloc[::-1])
     with pytest.raises(ValueError, match=r"its genes differ from .*selected_genes\.tsv"):
+        explore.load_results(folder)
+    folder = write_results(tmp_path / "other")
+    write_chosen_method(folder / "saliency/chosen_method.json", {"method": "gradient"})
+    with pytest.raises(ValueError, match=r"ranked by input_x_gradient, but .* names gradient"):
         explore.load_results(folder)
 
 

@@ -187,7 +187,8 @@ def test_maps_use_the_configured_method_and_abs(model_dir, model, tmp_path) -> N
         model_dir,
         gct,
         tmp_path / "out",
-        saliency=DEFAULT_SALIENCY._replace(method="input_x_gradient", abs=True),
+        method="input_x_gradient",
+        saliency=DEFAULT_SALIENCY._replace(abs=True),
     )
     expected = attribute(
         model.network,
@@ -199,6 +200,33 @@ def test_maps_use_the_configured_method_and_abs(model_dir, model, tmp_path) -> N
     np.testing.assert_allclose(result.maps, expected, atol=1e-6)
     signed = pr.predict_samples(model, pr.read_input_matrix(gct), method="gradient")
     assert not np.allclose(signed.maps, result.maps)
+
+
+def test_method_is_a_name_a_chosen_method_file_or_auto(model_dir, tmp_path, caplog) -> None:
+    from rnaseq_saliency.faithfulness import write_chosen_method
+
+    assert pr.resolve_method("smoothgrad", model_dir) == "smoothgrad"
+    chosen = tmp_path / "chosen_method.json"
+    write_chosen_method(chosen, {"method": "integrated_gradients", "mode": "auto"})
+    assert pr.resolve_method(chosen, model_dir) == "integrated_gradients"
+    assert pr.resolve_method(str(chosen), model_dir) == "integrated_gradients"
+    # auto: the workflow's choice beside the model directory (results/saliency/ for results/model)
+    # when there is one, else the original definition, with a warning.
+    with caplog.at_level("INFO"):
+        assert pr.resolve_method("auto", model_dir) == "gradient"
+    assert "explaining with gradient" in caplog.text
+    workflow = tmp_path / "results"
+    (workflow / "saliency").mkdir(parents=True)
+    write_chosen_method(workflow / "saliency/chosen_method.json", {"method": "input_x_gradient"})
+    assert pr.resolve_method("auto", workflow / "model") == "input_x_gradient"
+    with pytest.raises(ValueError, match=r"expected one of .*, auto, or the path of a chosen"):
+        pr.resolve_method("lime", model_dir)
+    chosen.write_text('{"method": "lime"}')
+    with pytest.raises(ValueError, match="method 'lime' is not one of"):
+        pr.resolve_method(chosen, model_dir)
+    chosen.write_text("[1, 2]")
+    with pytest.raises(ValueError, match='expected a JSON object with a "method" string'):
+        pr.resolve_method(chosen, model_dir)
 
 
 def test_one_figure_per_sample(model_dir, tmp_path) -> None:
@@ -488,7 +516,6 @@ def test_help_lists_the_options(capsys) -> None:
     [
         (["--top-n", "0"], "argument --top-n: expected a whole number >= 1, got '0'"),
         (["--max-missing-fraction", "1.5"], "expected a fraction between 0 and 1"),
-        (["--method", "lime"], "argument --method: invalid choice: 'lime'"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(model_dir, tmp_path, capsys, extra, expected) -> None:
@@ -510,6 +537,9 @@ def test_runtime_errors_exit_2_with_one_line(model_dir, tmp_path, capsys) -> Non
         (cli_args(tmp_path, tsv, tmp_path / "out"), "model.json: no such file"),
         (cli_args(model_dir, tsv, tmp_path / "out"), "3 of the model's 40 genes"),
     ]
+    cases.append(
+        (cli_args(model_dir, tsv, tmp_path / "out", "--method", "lime"), "'lime': expected one of")
+    )
     for args, expected in cases:
         assert cli.main([*args, "--quiet"]) == 2
         lines = capsys.readouterr().err.strip().splitlines()
@@ -551,8 +581,9 @@ def test_held_out_demo_samples_agree_with_the_evaluation(tmp_path) -> None:
     workdir = tmp_path
     config = yaml.safe_load(yaml.safe_dump(helpers.SMALL_CONFIG))
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    # The model and its evaluation are all that prediction needs.
-    helpers.snakemake(workdir, "results/evaluation/predictions.tsv")
+    # The model, its evaluation and the saliency method chosen for it are all that prediction
+    # needs.
+    helpers.snakemake(workdir, "results/saliency/chosen_method.json")
     evaluation = pd.read_csv(workdir / "results/evaluation/predictions.tsv", sep="\t")
     held_out = evaluation[evaluation["split"] == evaluated_split(evaluation)]
     assert len(held_out) >= len(config["data"]["tissues"])
@@ -573,6 +604,7 @@ def test_held_out_demo_samples_agree_with_the_evaluation(tmp_path) -> None:
         gct, gene_ids, genes["gene_name"].tolist(), sample_ids, np.vstack(blocks).T, integer=False
     )
 
+    # --method auto (the default) finds results/saliency/chosen_method.json beside the model.
     assert cli.main(cli_args(workdir / "results/model", gct, workdir / "command", "--quiet")) == 0
     got = read_tsv(workdir / "command/predictions.tsv").set_index("sample_id")
     expected = held_out.set_index("sample_id").loc[got.index]

@@ -14,6 +14,7 @@ from torch import nn
 
 from rnaseq_saliency.evaluate import read_predictions
 from rnaseq_saliency.expression import ExpressionTable
+from rnaseq_saliency.faithfulness import write_chosen_method
 from rnaseq_saliency.figures_saliency import plot_overview, plot_tissue_heatmap
 from rnaseq_saliency.saliency import (
     attribute,
@@ -349,7 +350,8 @@ def test_missing_expression_sample_is_an_error() -> None:
 
 def fake_file(path: Path, tissue: str, maps: np.ndarray, gene_ids: list[str]) -> Path:
     ids = [f"{tissue}-{i}" for i in range(len(maps))]
-    write_tissue_saliency(path, make_tissue_saliency(tissue, gene_ids, ids, maps, {}))
+    info = {"method": path.parent.name}  # laid out as the workflow's maps/{method}/{tissue}
+    write_tissue_saliency(path, make_tissue_saliency(tissue, gene_ids, ids, maps, info))
     return path
 
 
@@ -360,8 +362,17 @@ def ranked_inputs(tmp_path: Path) -> tuple[list[Path], list[str], list[str]]:
         "lung": np.array([[1.0, 0.0, 0.2, 0.4]]),
         "pancreas": np.empty((0, 4)),
     }
-    files = [fake_file(tmp_path / f"{t}.parquet", t, m, gene_ids) for t, m in maps.items()]
+    (tmp_path / "gradient").mkdir(exist_ok=True)
+    files = [
+        fake_file(tmp_path / "gradient" / f"{t}.parquet", t, m, gene_ids) for t, m in maps.items()
+    ]
     return files, list(maps), gene_ids
+
+
+def chosen_file(tmp_path: Path, method: str = "gradient") -> Path:
+    path = tmp_path / f"chosen_{method}.json"
+    write_chosen_method(path, {"method": method})
+    return path
 
 
 def test_top_genes_rank_every_gene_by_mean(tmp_path: Path) -> None:
@@ -383,18 +394,52 @@ def test_top_genes_rule_outputs_read_back(tmp_path: Path) -> None:
     files, tissues, gene_ids = ranked_inputs(tmp_path)
     genes = tmp_path / "selected_genes.tsv"
     genes.write_text("gene_id\tgene_name\n" + "".join(f"{g}\tN{g}\n" for g in gene_ids))
-    top, matrix = run_top_genes(files, tissues, genes, tmp_path / "t.tsv", tmp_path / "m.parquet")
+    chosen = chosen_file(tmp_path)
+    top, matrix = run_top_genes(
+        files, tissues, chosen, genes, tmp_path / "t.tsv", tmp_path / "m.parquet"
+    )
     pd.testing.assert_frame_equal(read_top_genes(tmp_path / "t.tsv"), top, check_dtype=False)
     pd.testing.assert_frame_equal(read_mean_matrix(tmp_path / "m.parquet"), matrix)
     with pytest.raises(ValueError, match="expected 'lung'"):
         top_genes_table(files[:2], ["liver", "lung"][::-1], gene_ids, gene_ids)
 
 
+def test_top_genes_use_the_chosen_methods_maps_only(tmp_path: Path) -> None:
+    files, tissues, gene_ids = ranked_inputs(tmp_path)
+    genes = tmp_path / "selected_genes.tsv"
+    genes.write_text("gene_id\tgene_name\n" + "".join(f"{g}\tN{g}\n" for g in gene_ids))
+    (tmp_path / "input_x_gradient").mkdir()
+    reversed_maps = [
+        fake_file(tmp_path / "input_x_gradient" / f"{t}.parquet", t, m, gene_ids)
+        for t, m in zip(
+            tissues,
+            [np.array([[0.9, 0.1, 0.0, 0.5]]), np.ones((1, 4)), np.empty((0, 4))],
+            strict=True,
+        )
+    ]
+    both = [*files, *reversed_maps]
+    chosen = chosen_file(tmp_path, "input_x_gradient")
+    top, _ = run_top_genes(both, tissues, chosen, genes, tmp_path / "t.tsv", tmp_path / "m.pq")
+    assert top.loc[top["tissue"] == "liver", "gene_id"].iloc[0] == "G0.1"
+    assert set(top["method"]) == {"input_x_gradient"}
+    gradient, _ = run_top_genes(
+        both, tissues, chosen_file(tmp_path), genes, tmp_path / "t.tsv", tmp_path / "m.pq"
+    )
+    assert gradient.loc[gradient["tissue"] == "liver", "gene_id"].iloc[0] == "G1.1"
+    with pytest.raises(ValueError, match="no saliency maps of method 'smoothgrad'"):
+        run_top_genes(
+            both, tissues, chosen_file(tmp_path, "smoothgrad"), genes, tmp_path / "t.tsv",
+            tmp_path / "m.pq",
+        )  # fmt: skip
+
+
 def test_top_genes_per_tissue_keeps_each_tissues_best_ranks_in_order(tmp_path: Path) -> None:
     files, tissues, gene_ids = ranked_inputs(tmp_path)
     genes = tmp_path / "selected_genes.tsv"
     genes.write_text("gene_id\tgene_name\n" + "".join(f"{g}\tN{g}\n" for g in gene_ids))
-    full, _ = run_top_genes(files, tissues, genes, tmp_path / "t.tsv", tmp_path / "m.parquet")
+    full, _ = run_top_genes(
+        files, tissues, chosen_file(tmp_path), genes, tmp_path / "t.tsv", tmp_path / "m.parquet"
+    )
     short = run_top_genes_per_tissue(tmp_path / "t.tsv", 2, tmp_path / "short.tsv")
     assert short["tissue"].tolist() == ["liver", "liver", "lung", "lung"]
     assert short["rank"].tolist() == [1, 2, 1, 2]

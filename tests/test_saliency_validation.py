@@ -13,6 +13,7 @@ import torch
 from scipy.stats import ttest_ind
 from torch import nn
 
+from rnaseq_saliency.differential import GroupMoments, de_table, one_vs_rest_t
 from rnaseq_saliency.expression import ExpressionTable, write_expression
 from rnaseq_saliency.genes import read_gmt
 from rnaseq_saliency.saliency import (
@@ -25,11 +26,10 @@ from rnaseq_saliency.saliency import (
 from rnaseq_saliency.saliency_validation import (
     SUMMARY_ROW,
     VALIDATION_COLUMNS,
-    GroupMoments,
     hypergeom_p,
     marker_indices,
-    one_vs_rest_t,
     randomised_network,
+    read_validation,
     saliency_validation,
     split_half_overlap,
     topk_overlap,
@@ -37,6 +37,7 @@ from rnaseq_saliency.saliency_validation import (
     validate_tissue,
     write_validation,
 )
+from rnaseq_saliency.settings import DEFAULT_SALIENCY
 
 torch.set_num_threads(1)
 
@@ -166,7 +167,8 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Toy:
         raw[tissue] = np.expm1(np.clip(log_values, 0, None)).astype(np.float32)
         ids = [f"D{t}{i:02d}-{tissue}" for i in range(40)]
         for i, sample in enumerate(ids):
-            rows.append((sample, sample.split("-")[0], tissue, "train" if i < 25 else "test"))
+            split = "train" if i < 25 else "val" if i < 30 else "test"
+            rows.append((sample, sample.split("-")[0], tissue, split))
         path = root / f"{tissue}.parquet"
         write_expression(
             path, ExpressionTable(ids, [s.split("-")[0] for s in ids], gene_ids, raw[tissue])
@@ -194,10 +196,10 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Toy:
         nn.functional.cross_entropy(model.network(x), y).backward()
         optimiser.step()
     model.network.eval()
-    test = samples.loc[~train].reset_index(drop=True)
+    held_out = samples.loc[~train].reset_index(drop=True)
     with torch.no_grad():
         logits = model.network(torch.from_numpy(model.scale(all_raw[(~train).to_numpy()])))
-    predictions = test[["sample_id", "tissue", "split"]].assign(
+    predictions = held_out[["sample_id", "tissue", "split"]].assign(
         predicted=[TISSUES[i] for i in logits.argmax(dim=1).tolist()], probability=0.9
     )
     predictions["correct"] = predictions["predicted"] == predictions["tissue"]
@@ -207,7 +209,9 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Toy:
         from rnaseq_saliency.expression import read_expression
 
         result = tissue_saliency(model, read_expression(path), predictions, tissue)
-        saliency_files.append(root / f"saliency_{tissue}.parquet")
+        # Laid out as the workflow's maps: the folder names the method.
+        saliency_files.append(root / "gradient" / f"{tissue}.parquet")
+        saliency_files[-1].parent.mkdir(exist_ok=True)
         write_tissue_saliency(saliency_files[-1], result)
     markers = {
         # By unversioned id (as in the HPA-derived GMT), plus a gene outside the model.
@@ -218,19 +222,20 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Toy:
     return Toy(model, saliency_files, expression_files, samples, predictions, markers, raw)
 
 
+def de_statistic(toy: Toy) -> pd.DataFrame:
+    return de_table(toy.expression_files, toy.samples, toy.model.gene_ids, TISSUES)
+
+
 def run(toy: Toy, **kwargs) -> pd.DataFrame:
-    # Saliency files are named saliency_<tissue>.parquet here, so pass tissues explicitly.
     return saliency_validation(
         toy.saliency_files,
         TISSUES,
         toy.model,
         toy.expression_files,
-        toy.samples,
+        de_statistic(toy),
         toy.predictions,
         toy.markers,
         top_k_genes=5,
-        method="gradient",
-        abs=False,
         seed=0,
         **kwargs,
     ).set_index("tissue")
@@ -241,7 +246,8 @@ def test_toy_validation_recovers_the_informative_genes(toy: Toy, tmp_path: Path)
     assert list(table.index) == [*TISSUES, SUMMARY_ROW]
     for tissue in TISSUES:
         row = table.loc[tissue]
-        assert row["n_samples"] == 15 and row["n_evaluated"] == 15
+        assert row["n_samples"] == 10 and row["n_evaluated"] == 10
+        assert row["method"] == "gradient"
         assert row["de_overlap"] >= 0.8, tissue  # top-5 salient ~ top-5 by t on training rows
         assert row["stability_overlap"] >= 0.8, tissue
         assert abs(row["random_spearman"]) < 0.3, tissue  # randomised model: unrelated maps
@@ -251,10 +257,10 @@ def test_toy_validation_recovers_the_informative_genes(toy: Toy, tmp_path: Path)
         assert row["marker_p"] < 1e-6
     assert np.isnan(table.loc["tissue_c", "marker_p"])  # no set for it
     summary = table.loc[SUMMARY_ROW]
-    assert summary["n_samples"] == 45
+    assert summary["n_samples"] == 30 and summary["method"] == "gradient"
     assert summary["de_overlap"] == pytest.approx(table.loc[TISSUES, "de_overlap"].median())
     write_validation(tmp_path / "validation.tsv", table.reset_index())
-    back = pd.read_csv(tmp_path / "validation.tsv", sep="\t")
+    back = read_validation(tmp_path / "validation.tsv")
     assert list(back.columns) == VALIDATION_COLUMNS and len(back) == 4
 
 
@@ -263,7 +269,7 @@ def test_toy_validation_fails_maps_of_an_untrained_model(toy: Toy) -> None:
     untrained = randomised_network(toy.model.network, 7)
     for tissue, path in zip(TISSUES, toy.saliency_files, strict=True):
         trained = read_tissue_saliency(path)
-        scaled = toy.model.scale(toy.raw[tissue][25:])
+        scaled = toy.model.scale(toy.raw[tissue][30:])
         maps = saliency(untrained, scaled, target=TISSUES.index(tissue))
         fake = make_tissue_saliency(
             tissue, trained.gene_ids, trained.sample_ids, maps, trained.info
@@ -277,29 +283,50 @@ def test_toy_validation_fails_maps_of_an_untrained_model(toy: Toy) -> None:
 
 
 def test_stale_or_mismatched_saliency_files_are_refused(toy: Toy) -> None:
-    with pytest.raises(ValueError, match=r"saliency\.method=.smoothgrad."):
-        saliency_validation(
-            toy.saliency_files, TISSUES, toy.model, toy.expression_files, toy.samples,
-            method="smoothgrad",
-        )  # fmt: skip
+    de = de_statistic(toy)
     with pytest.raises(ValueError, match="expected 'tissue_b'"):
-        saliency_validation(
-            toy.saliency_files[:1], ["tissue_b"], toy.model, toy.expression_files, toy.samples
-        )
+        saliency_validation(toy.saliency_files[:1], ["tissue_b"], toy.model, [], de)
     wrong = toy.predictions.assign(correct=False)
     with pytest.raises(ValueError, match="not a correct prediction"):
-        saliency_validation(
-            toy.saliency_files, TISSUES, toy.model, toy.expression_files, toy.samples, wrong
+        saliency_validation(toy.saliency_files, TISSUES, toy.model, toy.expression_files, de, wrong)
+
+
+def test_every_method_gets_its_rows_and_its_own_summary(toy: Toy, tmp_path: Path) -> None:
+    from rnaseq_saliency.expression import read_expression
+
+    files = list(toy.saliency_files)
+    for tissue, path in zip(TISSUES, toy.expression_files, strict=True):
+        result = tissue_saliency(
+            toy.model, read_expression(path), toy.predictions, tissue, method="input_x_gradient"
         )
+        files.append(tmp_path / "input_x_gradient" / f"{tissue}.parquet")
+        files[-1].parent.mkdir(exist_ok=True)
+        write_tissue_saliency(files[-1], result)
+    table = saliency_validation(
+        files, TISSUES, toy.model, toy.expression_files, de_statistic(toy), top_k_genes=5
+    )
+    assert table["method"].tolist() == ["gradient"] * 4 + ["input_x_gradient"] * 4
+    assert table["tissue"].tolist() == [*TISSUES, SUMMARY_ROW] * 2
+    gradient_only = saliency_validation(
+        toy.saliency_files, TISSUES, toy.model, toy.expression_files, de_statistic(toy),
+        top_k_genes=5,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(table.head(4), gradient_only)
 
 
 def test_rule_functions_write_their_outputs_from_files(
     toy: Toy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The package entry points behind scripts/saliency*.py and scripts/top_genes.py."""
+    """The package entry points behind scripts/de_statistic.py, saliency.py, choose_method.py,
+    top_genes.py, saliency_validation.py and saliency_methods.py, in the workflow's order."""
+    import json
+
     import rnaseq_saliency.model
+    from rnaseq_saliency.differential import run_de_statistic
+    from rnaseq_saliency.faithfulness import K_GRID, read_faithfulness, run_choose_method
     from rnaseq_saliency.figures_saliency import run_overview, run_tissue_heatmap
-    from rnaseq_saliency.saliency import run_tissue_saliency, run_top_genes
+    from rnaseq_saliency.method_comparison import METHODS_COLUMNS, run_saliency_methods
+    from rnaseq_saliency.saliency import maps_path, run_tissue_saliency, run_top_genes
     from rnaseq_saliency.saliency_validation import run_validation
 
     monkeypatch.setattr(rnaseq_saliency.model, "load_model", lambda model_dir: toy.model)
@@ -311,22 +338,47 @@ def test_rule_functions_write_their_outputs_from_files(
     )
     gmt = tmp_path / "markers.gmt"
     gmt.write_text("".join(f"{t}\tmarkers\t" + "\t".join(g) + "\n" for t, g in toy.markers.items()))
-    files = [tmp_path / "saliency" / f"{t}.parquet" for t in TISSUES]
-    for tissue, expression, out in zip(TISSUES, toy.expression_files, files, strict=True):
-        run_tissue_saliency("model", predictions, expression, out, tissue, threads=1)
-    top, _ = run_top_genes(files, TISSUES, genes, tmp_path / "top.tsv", tmp_path / "mean.parquet")
+    de = tmp_path / "de.parquet"
+    run_de_statistic(toy.expression_files, samples, genes, TISSUES, de)
+    methods = ("gradient", "input_x_gradient")
+    root = str(tmp_path / "maps")
+    curves = [tmp_path / f"faithfulness_{t}.tsv" for t in TISSUES]
+    for tissue, expression, curve in zip(TISSUES, toy.expression_files, curves, strict=True):
+        paths = {m: maps_path(m, tissue, root) for m in methods}
+        for path in paths.values():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        settings = DEFAULT_SALIENCY._replace(methods=methods)
+        run_tissue_saliency("model", predictions, expression, de, paths, curve, tissue, settings, 1)
+    maps = [maps_path(m, t, root) for m in methods for t in TISSUES]
+    chosen = tmp_path / "chosen.json"
+    method = run_choose_method(curves, methods, "auto", tmp_path / "faithfulness.tsv", chosen)
+    assert json.loads(chosen.read_text())["method"] == method
+    faithfulness = read_faithfulness(tmp_path / "faithfulness.tsv")
+    assert len(faithfulness) == len(TISSUES) * len(methods) * 2 * len(K_GRID[:-1])  # k <= 200
+    top, _ = run_top_genes(maps, TISSUES, chosen, genes, tmp_path / "top.tsv", tmp_path / "m.pq")
     assert top.groupby("tissue").size().tolist() == [N_GENES] * 3
-    run_tissue_heatmap(
-        tmp_path / "top.tsv", tmp_path / "mean.parquet", "tissue_b", 20, tmp_path / "h.png"
-    )
-    run_overview(tmp_path / "top.tsv", tmp_path / "mean.parquet", 20, tmp_path / "o.png")
+    assert set(top["method"]) == {method}
+    run_tissue_heatmap(tmp_path / "top.tsv", tmp_path / "m.pq", "tissue_b", 20, tmp_path / "h.png")
+    run_overview(tmp_path / "top.tsv", tmp_path / "m.pq", 20, tmp_path / "o.png")
     outputs = []
     for name in ("v1.tsv", "v2.tsv"):
         run_validation(
-            files, TISSUES, "model", predictions, toy.expression_files, samples, genes, gmt,
-            tmp_path / name, top_k_genes=5, method="gradient", abs=False, seed=0,
+            maps, TISSUES, "model", predictions, toy.expression_files, de, genes, gmt,
+            tmp_path / name, top_k_genes=5, seed=0,
         )  # fmt: skip
         outputs.append((tmp_path / name).read_bytes())
     assert outputs[0] == outputs[1]  # same seed, same bytes
-    table = pd.read_csv(tmp_path / "v1.tsv", sep="\t").set_index("tissue")
-    assert table.loc["tissue_a", "marker_p"] < 1e-6 and table.loc["tissue_b", "n_markers"] == 5
+    table = read_validation(tmp_path / "v1.tsv").set_index(["method", "tissue"])
+    assert table.loc[("gradient", "tissue_a"), "marker_p"] < 1e-6
+    assert table.loc[("input_x_gradient", "tissue_b"), "n_markers"] == 5
+    compared = run_saliency_methods(
+        tmp_path / "faithfulness.tsv", tmp_path / "v1.tsv", chosen, maps, TISSUES, genes, 10,
+        tmp_path / "methods.tsv", tmp_path / "methods.png", tmp_path / "by_method.tsv",
+    )  # fmt: skip
+    assert list(compared.columns) == METHODS_COLUMNS
+    assert compared["method"].tolist() == list(methods)
+    assert compared.set_index("method")["chosen"].to_dict() == {m: m == method for m in methods}
+    assert (compared["test_aopc_ratio"] > 1).all()  # both rank informative genes first here
+    by_method = pd.read_csv(tmp_path / "by_method.tsv", sep="\t")
+    assert by_method.groupby(["method", "tissue"]).size().tolist() == [10] * 6
+    assert (tmp_path / "methods.png").stat().st_size > 0

@@ -5,8 +5,10 @@ shows is what the workflow wrote:
 
 - ``evaluation/summary.json`` and ``evaluation/predictions.tsv`` (the evaluate rule);
 - ``genes/selected_genes.tsv`` (the model's input genes, in input order);
-- ``saliency/top_genes.tsv`` and ``saliency/mean_saliency.parquet`` (the top_genes rule);
-- ``saliency/{tissue}.parquet``, the per-sample maps, read only for one sample's comparison.
+- ``saliency/top_genes.tsv`` and ``saliency/mean_saliency.parquet`` (the top_genes rule), by
+  the method of ``saliency/chosen_method.json`` (the choose_method rule);
+- ``saliency/maps/{method}/{tissue}.parquet``, that method's per-sample maps, read only for one
+  sample's comparison.
 
 Figures are returned, not saved: the tissue heatmap is ``figures_saliency.plot_tissue_heatmap``
 (the workflow's own figure, drawn without writing a file); the other two are built on a bare
@@ -26,6 +28,7 @@ import pandas as pd
 
 from rnaseq_saliency import figures_saliency
 from rnaseq_saliency.evaluate import read_evaluation_summary, read_predictions
+from rnaseq_saliency.faithfulness import read_chosen_method
 from rnaseq_saliency.genes import read_selected_genes
 from rnaseq_saliency.saliency import (
     read_mean_matrix,
@@ -43,6 +46,7 @@ RESULT_FILES = {
     "genes": "genes/selected_genes.tsv",
     "top_genes": "saliency/top_genes.tsv",
     "mean_matrix": "saliency/mean_saliency.parquet",
+    "chosen": "saliency/chosen_method.json",
 }
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
 _TOP_COLUMNS = ["rank", "gene_id", "gene_name", "mean", "sd"]
@@ -59,6 +63,7 @@ class Results:
     genes: pd.DataFrame  # gene_id, gene_name, in model input order
     top_genes: pd.DataFrame  # every tissue's genes ranked by mean saliency
     mean_matrix: pd.DataFrame  # genes (index gene_id) x tissues, mean saliency
+    method: str  # the saliency method of the top genes and maps (chosen_method.json)
 
     @property
     def tissues(self) -> list[str]:
@@ -66,9 +71,9 @@ class Results:
         return [str(column) for column in self.mean_matrix.columns]
 
     def saliency_path(self, tissue: str) -> Path:
-        """The per-sample maps of ``tissue`` (``saliency/{tissue}.parquet``)."""
+        """The per-sample maps of ``tissue`` (``saliency/maps/{method}/{tissue}.parquet``)."""
         check_tissue(self, tissue)
-        return self.results_dir / "saliency" / f"{tissue}.parquet"
+        return self.results_dir / "saliency" / "maps" / self.method / f"{tissue}.parquet"
 
 
 def load_results(results_dir: str | os.PathLike[str]) -> Results:
@@ -107,6 +112,13 @@ def load_results(results_dir: str | os.PathLike[str]) -> Results:
         raise ValueError(
             f"{paths['top_genes']}: tissue(s) {unknown} are not columns of {paths['mean_matrix']}"
         )
+    method = read_chosen_method(paths["chosen"])
+    other = sorted(set(top_genes["method"]) - {method})
+    if other:
+        raise ValueError(
+            f"{paths['top_genes']}: ranked by {other[0]}, but {paths['chosen']} names {method}; "
+            "are both from the same run?"
+        )
     return Results(
         results_dir=folder,
         summary=summary,
@@ -114,6 +126,7 @@ def load_results(results_dir: str | os.PathLike[str]) -> Results:
         genes=pd.DataFrame({"gene_id": gene_ids, "gene_name": gene_names}),
         top_genes=top_genes,
         mean_matrix=mean_matrix,
+        method=method,
     )
 
 
@@ -360,7 +373,7 @@ class SampleComparison:
 
 
 def sample_vs_tissue_mean(results: Results, sample_id: str) -> SampleComparison:
-    """Compare one sample's saliency map with its tissue's mean map (``saliency/{tissue}``).
+    """Compare one sample's saliency map with its tissue's mean map (``Results.saliency_path``).
 
     Only correctly classified samples of the evaluated split have maps; any other sample is
     refused with its prediction and the samples that do have maps.

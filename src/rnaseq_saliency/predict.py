@@ -741,7 +741,9 @@ def resolve_method(method: str | os.PathLike[str], model_dir: str | os.PathLike[
             chosen = read_chosen_method(beside)
             log.info("saliency method %s, as chosen by the workflow (%s)", chosen, beside)
             return chosen
-        log.warning(
+        # The documented fallback (--help), so not a warning: a model directory copied out
+        # of its workflow is explained by the original definition.
+        log.info(
             "no %s beside the model: explaining with gradient (the original definition)", beside
         )
         return "gradient"
@@ -786,10 +788,10 @@ def run_predict(
 
     if threads:
         torch.set_num_threads(int(threads))
-    chosen = resolve_method(method, model_dir)
-    options = saliency.options_of(chosen)
     model = load_model(model_dir)
     samples = read_input_matrix(input_path, threads=int(threads or 1))
+    chosen = resolve_method(method, model_dir)
+    options = saliency.options_of(chosen)
     result = predict_samples(
         model,
         samples,

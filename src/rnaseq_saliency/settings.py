@@ -321,8 +321,8 @@ RULE_SETTINGS: dict[str, tuple[type, ...]] = {
     "top_genes_per_tissue": (TopGenesSettings,),
     "saliency_heatmap": (TopGenesSettings,),
     "saliency_overview": (TopGenesSettings,),
-    "saliency_validation": (ValidationSettings,),
-    "saliency_methods": (TopGenesSettings,),
+    "saliency_validation": (TissueSelection, ValidationSettings),
+    "saliency_methods": (TissueSelection, TopGenesSettings),
     "predict": (SaliencySettings, PredictSettings),
 }
 
