@@ -61,6 +61,21 @@ def test_wrong_value_names_key_and_what_is_allowed(section, key, value, expected
     assert expected in str(error.value)
 
 
+def test_saliency_method_must_be_one_that_can_be_chosen_or_computed() -> None:
+    config = shipped_config()
+    config["split"]["val_fraction"] = 0
+    with pytest.raises(ConfigError, match=r"saliency\.method: 'auto' chooses on validation"):
+        validate_config(config, SCHEMA)
+    config["saliency"]["method"] = "gradient"  # forced: no validation split needed
+    validate_config(config, SCHEMA)
+    config["saliency"]["methods"] = ["input_x_gradient", "integrated_gradients"]
+    with pytest.raises(ConfigError, match=r"saliency\.method: 'gradient' is not computed"):
+        validate_config(config, SCHEMA)
+    config["saliency"]["methods"] = []
+    with pytest.raises(ConfigError, match=r"saliency\.methods"):
+        validate_config(config, SCHEMA)
+
+
 def test_every_problem_is_reported_at_once() -> None:
     config = shipped_config()
     config["data"]["source"] = "ftp"

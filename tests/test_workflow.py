@@ -92,6 +92,24 @@ def test_the_workflow_writes_every_target(demo_run: Path) -> None:
     history = pd.read_csv(results / "model/history.tsv", sep="\t")
     assert 1 <= len(history) <= 4
     assert any((results / "tensorboard").rglob("events.out.tfevents.*"))
+    # Every method's maps and curves; the choice names one of them; the figures name it.
+    methods = ["gradient", "input_x_gradient", "integrated_gradients", "smoothgrad"]
+    for method in methods:
+        assert len(list((results / "saliency/maps" / method).glob("*.parquet"))) == len(tissues)
+    chosen = json.loads((results / "saliency/chosen_method.json").read_text())
+    assert chosen["mode"] == "auto" and chosen["method"] in methods
+    compared = pd.read_csv(results / "saliency/methods.tsv", sep="\t")
+    assert compared["method"].tolist() == methods
+    assert compared.loc[compared["chosen"], "method"].tolist() == [chosen["method"]]
+    top = pd.read_csv(results / "saliency/top_genes_per_tissue.tsv", sep="\t")
+    assert set(top["method"]) == {chosen["method"]}
+    curves = pd.read_csv(results / "saliency/faithfulness.tsv", sep="\t")
+    keys = set(zip(curves["tissue"], curves["method"], curves["split"], curves["k"], strict=True))
+    ks = (1, 2, 5, 10, 20, 50, 100, 200, 400)  # k capped at the 400 genes
+    assert keys == {
+        (t, m, s, k) for t in tissues for m in methods for s in ("val", "test") for k in ks
+    }
+    assert len(curves) == len(keys)
 
 
 def test_no_test_sample_reaches_training(demo_run: Path) -> None:
@@ -140,8 +158,25 @@ def test_input_filter_change_starts_at_gene_selection(demo_run: Path) -> None:
 
 def test_top_n_change_redraws_only_the_heatmaps(demo_run: Path) -> None:
     rules = scheduled_rules(demo_run, "saliency.top_n", 5)
-    assert set(rules) == {"top_genes_per_tissue", "saliency_heatmap", "saliency_overview", "all"}
+    # No saliency computation: only the tables and figures cut to the top genes.
+    assert set(rules) == {
+        "top_genes_per_tissue",
+        "saliency_heatmap",
+        "saliency_overview",
+        "saliency_methods",
+        "all",
+    }
     assert rules["saliency_heatmap"] == len(SMALL_CONFIG["data"]["tissues"])
+
+
+def test_methods_change_recomputes_maps_but_not_the_model(demo_run: Path) -> None:
+    rules = scheduled_rules(demo_run, "saliency.methods", ["gradient", "smoothgrad"])
+    assert rules["saliency"] == len(SMALL_CONFIG["data"]["tissues"])
+    assert "choose_method" in rules
+    assert not {"train", "evaluate", "augment", "split", "de_statistic"} & set(rules)
+    # Forcing one of the computed methods recomputes no map either.
+    forced = scheduled_rules(demo_run, "saliency.method", "gradient")
+    assert "choose_method" in forced and "saliency" not in forced and "train" not in forced
 
 
 def test_report_is_built(demo_run: Path) -> None:
@@ -364,6 +399,7 @@ ALTERNATIVES: dict[str, object] = {
     "train.seed": 1,
     "evaluate.test_opt": 0,
     "saliency.method": "integrated_gradients",
+    "saliency.methods": ["gradient", "input_x_gradient"],
     "saliency.abs": True,
     "saliency.top_n": 5,
     "saliency.batch_size": 128,
@@ -416,6 +452,7 @@ ONE_KEY_PER_RULE = [
     "train.lr",
     "evaluate.test_opt",
     "saliency.ig_steps",
+    "saliency.method",
     "saliency.top_n",
     "saliency.validation_top_k",
 ]
