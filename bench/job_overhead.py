@@ -244,24 +244,41 @@ def _write_saliency(
     model_dir: Path,
     tissues: list[str],
     saliency_options: dict[str, Any],
-) -> tuple[Path, Path]:
-    """The tissues' saliency files, then the top-genes table and mean matrix made from them."""
-    from rnaseq_saliency.saliency import run_tissue_saliency, run_top_genes
+) -> tuple[Path, Path, Path]:
+    """The DE statistic, the tissues' maps and curves, the chosen method, then the top-genes
+    table and mean matrix made from them."""
+    from rnaseq_saliency.differential import run_de_statistic
+    from rnaseq_saliency.faithfulness import run_choose_method
+    from rnaseq_saliency.saliency import maps_path, run_tissue_saliency, run_top_genes
 
-    saliency_files = [work / "saliency" / f"{t}.parquet" for t in tissues]
-    for t, out in zip(tissues, saliency_files, strict=True):
+    de = work / "de_statistic.parquet"
+    expression = [inputs.expression[t] for t in tissues]
+    run_de_statistic(expression, inputs.samples_tsv, inputs.genes_tsv, tissues, de)
+    methods = saliency_options["settings"].methods
+    root = str(work / "saliency")
+    curves = [work / "faithfulness" / f"{t}.tsv" for t in tissues]
+    for t, curve in zip(tissues, curves, strict=True):
+        paths = {m: Path(maps_path(m, t, root)) for m in methods}
+        for path in [*paths.values(), curve]:
+            path.parent.mkdir(parents=True, exist_ok=True)
         run_tissue_saliency(
             model_dir,
             inputs.predictions_tsv,
             inputs.expression[t],
-            out,
+            de,
+            paths,
+            curve,
             t,
             threads=1,
             **saliency_options,
         )
+    # The bench's split has no validation samples, so the choice is forced.
+    chosen = work / "chosen_method.json"
+    run_choose_method(curves, methods, methods[0], work / "faithfulness.tsv", chosen)
     top_genes, mean_matrix = work / "top_genes.tsv", work / "mean_saliency.parquet"
-    run_top_genes(saliency_files, tissues, inputs.genes_tsv, top_genes, mean_matrix)
-    return top_genes, mean_matrix
+    maps = [maps_path(m, t, root) for m in methods for t in tissues]
+    run_top_genes(maps, tissues, chosen, inputs.genes_tsv, top_genes, mean_matrix)
+    return top_genes, mean_matrix, de
 
 
 def _rule_specs(
@@ -269,7 +286,7 @@ def _rule_specs(
     config: dict[str, Any],
     inputs: _Inputs,
     model_dir: Path,
-    saliency_tables: tuple[Path, Path],
+    saliency_tables: tuple[Path, Path, Path],
     saliency_options: dict[str, Any],
 ) -> dict[str, dict[str, Any]]:
     """What each known per-tissue rule's adapter reads (the rule's input, output and params
@@ -278,7 +295,8 @@ def _rule_specs(
     from rnaseq_saliency.settings import AugmentSettings, TopGenesSettings
 
     out = work / "jobs-out"
-    top_genes, mean_matrix = saliency_tables
+    top_genes, mean_matrix, de = saliency_tables
+    methods = saliency_options["settings"].methods
     return {
         "ingest": {
             "input": {
@@ -300,8 +318,12 @@ def _rule_specs(
                 "model_json": model_dir / "model.json",
                 "predictions": inputs.predictions_tsv,
                 "expression": inputs.expression[TISSUE],
+                "de_statistic": de,
             },
-            "output": [out / "saliency" / f"{TISSUE}.parquet"],
+            "output": {
+                "maps": [out / "maps" / m / f"{TISSUE}.parquet" for m in methods],
+                "faithfulness": out / "faithfulness" / f"{TISSUE}.tsv",
+            },
             "params": {"tissue": TISSUE, **saliency_options},
         },
         "saliency_heatmap": {
@@ -312,6 +334,22 @@ def _rule_specs(
     }
 
 
+def _output_files(output: list[Path] | dict[str, Any]) -> Any:
+    """A job's output as Snakemake hands it to a script: positional, or named (a name may
+    stand for a list, as an ``expand`` does)."""
+    from snakemake.iocontainers import OutputFiles
+
+    if not isinstance(output, dict):
+        return OutputFiles([str(p) for p in output])
+    files = OutputFiles()
+    for name, value in output.items():
+        paths = [str(p) for p in value] if isinstance(value, list) else [str(value)]
+        start = len(files)
+        files.extend(paths)
+        files._set_name(name, start, len(files) if isinstance(value, list) else None)
+    return files
+
+
 def _preamble(
     work: Path, config: dict[str, Any], rule: str, source_path: Path, spec: dict[str, Any]
 ) -> str:
@@ -319,7 +357,6 @@ def _preamble(
     from snakemake.iocontainers import (
         InputFiles,
         Log,
-        OutputFiles,
         Params,
         ResourceList,
         Wildcards,
@@ -333,7 +370,7 @@ def _preamble(
         None,
         str(ROOT),
         InputFiles(fromdict={k: str(v) for k, v in spec["input"].items()}),
-        OutputFiles([str(p) for p in spec["output"]]),
+        _output_files(spec["output"]),
         Params(fromdict=spec["params"]),
         Wildcards(fromdict={"tissue": TISSUE}),
         1,

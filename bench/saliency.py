@@ -17,6 +17,13 @@ computes the same thing (gradient of the predicted class's logit, min-max scaled
   version applied after the gradients, for scale.
 
 Each variant runs ``--repeats`` times; the best time is reported. Results agree to 1e-5.
+
+``--job TEST VAL`` instead times what one ``saliency`` job computes for a tissue with TEST and
+VAL correctly classified samples: before issue 18, gradient maps of the test samples; now every
+method of ``saliency.methods`` (config defaults) on both splits, and the deletion curves of both
+splits (``faithfulness.faithfulness_rows``: 4 methods, the DE ranking and 10 random draws at 9
+values of k). The job's start-up (Python, torch, the model: ``bench/job_overhead.py``) is not
+included.
 """
 
 from __future__ import annotations
@@ -74,6 +81,50 @@ def machine(device: torch.device) -> str:
     )
 
 
+def time_job(network: torch.nn.Module, args: argparse.Namespace) -> None:
+    """One saliency job's computation, before and after every method and the deletion curves."""
+    from rnaseq_saliency.faithfulness import DeletionForward, faithfulness_rows
+    from rnaseq_saliency.saliency import attribute
+    from rnaseq_saliency.settings import DEFAULT_SALIENCY
+
+    n_test, n_val = args.job
+    rng = np.random.default_rng(args.seed)
+    splits = {
+        "test": rng.standard_normal((n_test, args.genes), np.float32),
+        "val": rng.standard_normal((n_val, args.genes), np.float32),
+    }
+    de = rng.standard_normal(args.genes)
+    rows: list[tuple[str, float]] = []
+    means: dict[str, dict[str, np.ndarray]] = {"test": {}, "val": {}}
+    for method in DEFAULT_SALIENCY.methods:
+        options = DEFAULT_SALIENCY.options_of(method)
+        for split, x in splits.items():
+            seconds, maps = best_of(
+                args.repeats,
+                lambda x=x, m=method, o=options: attribute(
+                    network, x, method=m, target=0, batch_size=args.batch_size, **o
+                ),
+            )
+            means[split][method] = maps.mean(axis=0)
+            rows.append((f"{method}, {split} ({len(x)} samples)", seconds))
+    forward = DeletionForward(network)
+    for split, x in splits.items():
+        seconds, _ = best_of(
+            args.repeats,
+            lambda x=x, s=split: faithfulness_rows(forward, x, 0, "t", s, means[s], de, 0),
+        )
+        rows.append((f"deletion curves, {split}", seconds))
+    before = rows[0][1]  # gradient on the test samples: the job's computation until now
+    after = sum(seconds for _, seconds in rows)
+    print(f"# One saliency job: {n_test} test + {n_val} validation samples x {args.genes} genes, "
+          f"{count_parameters(network):,} parameters, batch {args.batch_size}")  # fmt: skip
+    print(f"# {machine(next(network.parameters()).device)}")
+    print("| computation | seconds | time vs gradient on test |")
+    print("|---|---:|---:|")
+    for name, seconds in [*rows, ("**all (now)**", after)]:
+        print(f"| {name} | {seconds:.2f} | {seconds / before:.1f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=2000)
@@ -85,12 +136,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--job", type=int, nargs=2, metavar=("TEST", "VAL"), help="time one saliency job"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     network = build_network(args.genes, args.tissues).eval().to(device)
+    if args.job:
+        time_job(network, args)
+        return
     x = np.random.default_rng(args.seed).standard_normal((args.samples, args.genes), np.float32)
     subset = x[: args.subset]
     n, size = args.samples, args.batch_size
