@@ -278,8 +278,20 @@ def test_toy_validation_fails_maps_of_an_untrained_model(toy: Toy) -> None:
         for name in TISSUES:
             moments.add(name, np.log1p(toy.raw[name][:25].astype(np.float64)))
         markers = np.array(INFORMATIVE[tissue])
-        row = validate_tissue(fake, one_vs_rest_t(moments, tissue), trained.mean, markers, 5, 0)
+        check = (fake.mean, trained.mean)
+        row = validate_tissue(fake, one_vs_rest_t(moments, tissue), check, markers, 5, 0)
         assert row["de_overlap"] <= 0.4 and row["marker_p"] > 1e-3, tissue
+
+
+def test_the_randomised_check_uses_a_seeded_subset_of_large_tissues() -> None:
+    from rnaseq_saliency.saliency_validation import RANDOM_CHECK_SAMPLES, random_check_rows
+
+    np.testing.assert_array_equal(random_check_rows(5, 0, "liver"), np.arange(5))
+    rows = random_check_rows(100, 0, "liver")
+    assert len(rows) == RANDOM_CHECK_SAMPLES and len(set(rows)) == RANDOM_CHECK_SAMPLES
+    assert (np.diff(rows) > 0).all() and rows.max() < 100
+    np.testing.assert_array_equal(rows, random_check_rows(100, 0, "liver"))
+    assert not np.array_equal(rows, random_check_rows(100, 0, "lung"))
 
 
 def test_stale_or_mismatched_saliency_files_are_refused(toy: Toy) -> None:

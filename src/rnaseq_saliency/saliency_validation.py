@@ -16,8 +16,10 @@ For each tissue, from its saliency file (the maps of its correctly classified he
 - **Stability.** The tissue's samples are split into two random halves (seeded per tissue);
   ``stability_overlap`` is the top-k overlap of the two halves' mean maps.
 - **Sanity (Adebayo et al. 2018, model randomisation).** The same maps (method, options,
-  target class, samples) from a copy of the network with every layer re-initialised (seeded);
-  ``random_spearman`` is the Spearman correlation of its mean map with the trained model's.
+  target class) from a copy of the network with every layer re-initialised (seeded), on up to
+  ``RANDOM_CHECK_SAMPLES`` of the tissue's samples (drawn per tissue, seeded);
+  ``random_spearman`` is the Spearman correlation of its mean map with the trained model's mean
+  map over the same samples.
   Maps that explain the model must change when the model does: it should be near 0.
 
 Overlaps are fractions of k. A last row, ``all_tissues_median``, holds the median of every
@@ -56,6 +58,9 @@ from rnaseq_saliency.tissues import tissue_seed
 log = logging.getLogger(__name__)
 
 SUMMARY_ROW = "all_tissues_median"
+# Samples per tissue in the randomised-model check: a mean map over 16 samples is stable enough
+# for a correlation, and integrated gradients and SmoothGrad cost tens of passes per sample.
+RANDOM_CHECK_SAMPLES = 16
 VALIDATION_COLUMNS = [
     "tissue",
     "method",
@@ -183,7 +188,7 @@ def _marker_columns(
 def validate_tissue(
     result: TissueSaliency,
     t_statistic: np.ndarray,
-    random_mean: np.ndarray | None,
+    random_check: tuple[np.ndarray, np.ndarray] | None,
     markers: np.ndarray | None,
     top_k_genes: int,
     seed: int,
@@ -211,7 +216,7 @@ def validate_tissue(
     n_markers, hits, fraction, p = _marker_columns(result.mean, markers, k)
     row.update(n_markers=n_markers, marker_overlap=hits, marker_fraction=fraction, marker_p=p)
     row["stability_overlap"] = split_half_overlap(result.maps, k, tissue_seed(seed, result.tissue))
-    row["random_spearman"] = spearman(result.mean, random_mean) if random_mean is not None else nan
+    row["random_spearman"] = spearman(*random_check) if random_check is not None else nan
     return row
 
 
@@ -253,21 +258,33 @@ def _read_checked_maps(
     return results
 
 
-def _random_model_mean(
+def random_check_rows(n_samples: int, seed: int, tissue: str) -> np.ndarray:
+    """Which of a tissue's mapped samples the randomised-model check uses: all, or
+    ``RANDOM_CHECK_SAMPLES`` of them drawn at random (seeded per tissue), in their order."""
+    if n_samples <= RANDOM_CHECK_SAMPLES:
+        return np.arange(n_samples)
+    rng = np.random.default_rng(tissue_seed(seed, tissue))
+    return np.sort(rng.choice(n_samples, RANDOM_CHECK_SAMPLES, replace=False))
+
+
+def _random_model_check(
     random_network: Any,
     model: ModelLike,
     table: ExpressionTable,
     result: TissueSaliency,
     seed: int,
     batch_size: int,
-) -> np.ndarray:
-    """The mean map of the randomised model over the tissue's mapped samples, computed with
-    the method and options the tissue's file records."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The trained and the randomised model's mean maps over the checked samples
+    (``random_check_rows``), the latter computed with the method and options the tissue's file
+    records."""
     position = {s: i for i, s in enumerate(table.sample_ids)}
     missing = [s for s in result.sample_ids if s not in position]
     if missing:
         raise ValueError(f"{result.tissue}: sample {missing[0]} of the saliency maps is missing")
-    scaled = model.scale(table.matrix[[position[s] for s in result.sample_ids]])
+    checked = random_check_rows(result.n_samples, seed, result.tissue)
+    ids = [result.sample_ids[i] for i in checked]
+    scaled = model.scale(table.matrix[[position[s] for s in ids]])
     maps = attribute(
         random_network,
         scaled,
@@ -278,24 +295,24 @@ def _random_model_mean(
         seed=int(result.info.get("seed", seed)),
         **dict(result.info.get("options", {})),
     )
-    return maps.mean(axis=0)
+    return result.maps[checked].mean(axis=0), maps.mean(axis=0)
 
 
-def _random_means(
+def _random_checks(
     results: Sequence[TissueSaliency],
     model: ModelLike,
     expression_files: Sequence[str | os.PathLike[str]],
     seed: int,
     batch_size: int,
-) -> dict[tuple[str, str], np.ndarray]:
-    """Each (method, tissue)'s mean map from the randomised model: one pass over the
-    expression files, one tissue's matrix in memory at a time."""
+) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """Each (method, tissue)'s ``_random_model_check``: one pass over the expression files,
+    one tissue's matrix in memory at a time."""
     random_network = randomised_network(model.network, seed)
     by_tissue: dict[str, list[TissueSaliency]] = {}
     for result in results:
         if result.n_samples and result.tissue in model.tissues:
             by_tissue.setdefault(result.tissue, []).append(result)
-    means: dict[tuple[str, str], np.ndarray] = {}
+    means: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     for path in expression_files:
         wanted = by_tissue.get(tissue_of(path), [])
         if not wanted:
@@ -305,7 +322,7 @@ def _random_means(
             raise ValueError(f"{path}: its genes differ from the model's")
         for result in wanted:
             key = (str(result.info.get("method", "")), result.tissue)
-            means[key] = _random_model_mean(random_network, model, table, result, seed, batch_size)
+            means[key] = _random_model_check(random_network, model, table, result, seed, batch_size)
     return means
 
 
@@ -336,7 +353,7 @@ def saliency_validation(
             files_of_method(maps_files, method), tissues, model, predictions
         )
     ]
-    random_means = _random_means(results, model, expression_files, seed, batch_size)
+    random_checks = _random_checks(results, model, expression_files, seed, batch_size)
     gene_names = list(model.gene_names)
     rows_out = []
     for result in results:
@@ -353,7 +370,7 @@ def saliency_validation(
             validate_tissue(
                 result,
                 t_statistic,
-                random_means.get((method, result.tissue)),
+                random_checks.get((method, result.tissue)),
                 markers,
                 top_k_genes,
                 seed,
