@@ -12,7 +12,8 @@ is not causal and not a measure of expression; with ``abs=False`` a value near 1
 this gene raises the tissue's logit most steeply", near 0 "lowers it most steeply", and genes
 without effect sit in between. Vanilla gradients give a noisy gene ranking (BENCHMARKS.md,
 "Saliency on the demo"); ``attribute`` offers Captum's integrated gradients, SmoothGrad and
-input x gradient with the same post-processing, and ``saliency_validation`` says which ranking
+input x gradient with the same post-processing; ``faithfulness`` measures which ranking the
+model depends on (and ``saliency.method: auto`` picks by it), ``saliency_validation`` which
 agrees with biology.
 
 Batching: one forward and one backward pass per batch. The gradient of the *sum* over the batch
@@ -22,8 +23,9 @@ sample's input (dropout is off; BatchNorm, if any, uses its running statistics).
 mixes samples within a batch (e.g. BatchNorm left in training mode) would break this, which is
 one reason the network is put in evaluation mode here.
 
-Per-tissue file ``results/saliency/{tissue}.parquet`` (one file, see ``write_tissue_saliency``):
-one row per map, with the columns
+Per-tissue file ``results/saliency/maps/{method}/{tissue}.parquet`` (one per method of
+``saliency.methods``; rule ``saliency`` computes them all in one job, with the deletion curves
+of ``faithfulness``; see ``write_tissue_saliency``): one row per map, with the columns
 
 - ``row`` (string): ``mean``, ``median``, ``sd`` and ``n`` for the per-gene aggregates over the
   tissue's correctly classified held-out samples, then ``sample`` for each sample's map;
