@@ -74,13 +74,15 @@ METHODS = ("gradient", "integrated_gradients", "smoothgrad", "input_x_gradient")
 # Options each method accepts, with their defaults (those of config/config.yaml).
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "gradient": {},
-    # n_steps: points of Captum's Gauss-Legendre path integral; baseline: in SCALED space, so
-    # 0.0 is the training mean of every gene (a float, or one value per gene).
-    "integrated_gradients": {"n_steps": 50, "baseline": 0.0},
+    # n_steps: points of Captum's Gauss-Legendre path integral (its default is 50; 16 gave the
+    # same tissue top-20 lists within one gene and a 0.1% completeness error on the demo,
+    # bench/attribution_steps.py); baseline: in SCALED space, so 0.0 is the training mean of
+    # every gene (a float, or one value per gene).
+    "integrated_gradients": {"n_steps": 16, "baseline": 0.0},
     # nt_samples noisy copies per sample, Gaussian noise of sd `stdevs` in scaled units (i.e.
     # in training standard deviations of each gene); drawn from torch's generator seeded by
     # `seed`, so the same seed and batch size give the same maps.
-    "smoothgrad": {"nt_samples": 25, "stdevs": 0.1},
+    "smoothgrad": {"nt_samples": 8, "stdevs": 0.1},
     "input_x_gradient": {},
 }
 AGGREGATE_ROWS = ("mean", "median", "sd", "n")
@@ -274,8 +276,8 @@ def saliency(
 
 def method_options(
     method: str,
-    ig_steps: int = 50,
-    smoothgrad_samples: int = 25,
+    ig_steps: int = 16,
+    smoothgrad_samples: int = 8,
     smoothgrad_stdev: float = 0.1,
 ) -> dict[str, Any]:
     """The ``attribute`` options of ``method`` from the ``saliency.*`` config values."""
@@ -386,10 +388,10 @@ def attribute(
 
     - ``gradient``: ``saliency`` above (our batched implementation; equal to Captum's).
     - ``integrated_gradients``: Captum ``IntegratedGradients`` from ``baseline`` (default 0.0 in
-      scaled space = every gene at its training mean) with ``n_steps`` (default 50) points,
+      scaled space = every gene at its training mean) with ``n_steps`` (default 16) points,
       evaluated ``batch_size`` rows at a time.
     - ``smoothgrad``: Captum ``NoiseTunnel`` over ``Saliency``: the mean gradient over
-      ``nt_samples`` (25) noisy copies with noise sd ``stdevs`` (0.1, scaled units). With
+      ``nt_samples`` (8) noisy copies with noise sd ``stdevs`` (0.1, scaled units). With
       ``abs=True`` the absolute gradient of each copy is averaged (Captum's behaviour). The noise
       comes from torch's generator seeded with ``seed`` inside a forked random state.
     - ``input_x_gradient``: Captum ``InputXGradient``, the scaled input times its gradient; as

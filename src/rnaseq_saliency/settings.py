@@ -253,8 +253,8 @@ DEFAULT_SALIENCY = SaliencySettings(
     methods=("gradient", "input_x_gradient", "integrated_gradients", "smoothgrad"),
     abs=False,
     batch_size=512,
-    ig_steps=50,
-    smoothgrad_samples=25,
+    ig_steps=16,
+    smoothgrad_samples=8,
     smoothgrad_stdev=0.1,
     seed=0,
 )
