@@ -96,8 +96,12 @@ def time_job(network: torch.nn.Module, args: argparse.Namespace) -> None:
     de = rng.standard_normal(args.genes)
     rows: list[tuple[str, float]] = []
     means: dict[str, dict[str, np.ndarray]] = {"test": {}, "val": {}}
-    for method in DEFAULT_SALIENCY.methods:
-        options = DEFAULT_SALIENCY.options_of(method)
+    settings = DEFAULT_SALIENCY._replace(
+        ig_steps=args.ig_steps or DEFAULT_SALIENCY.ig_steps,
+        smoothgrad_samples=args.smoothgrad_samples or DEFAULT_SALIENCY.smoothgrad_samples,
+    )
+    for method in settings.methods:
+        options = settings.options_of(method)
         for split, x in splits.items():
             seconds, maps = best_of(
                 args.repeats,
@@ -117,7 +121,8 @@ def time_job(network: torch.nn.Module, args: argparse.Namespace) -> None:
     before = rows[0][1]  # gradient on the test samples: the job's computation until now
     after = sum(seconds for _, seconds in rows)
     print(f"# One saliency job: {n_test} test + {n_val} validation samples x {args.genes} genes, "
-          f"{count_parameters(network):,} parameters, batch {args.batch_size}")  # fmt: skip
+          f"{count_parameters(network):,} parameters, batch {args.batch_size}, ig_steps "
+          f"{settings.ig_steps}, smoothgrad_samples {settings.smoothgrad_samples}")  # fmt: skip
     print(f"# {machine(next(network.parameters()).device)}")
     print("| computation | seconds | time vs gradient on test |")
     print("|---|---:|---:|")
@@ -139,6 +144,8 @@ def main() -> None:
     parser.add_argument(
         "--job", type=int, nargs=2, metavar=("TEST", "VAL"), help="time one saliency job"
     )
+    parser.add_argument("--ig-steps", type=int, default=0, help="with --job (0: the default)")
+    parser.add_argument("--smoothgrad-samples", type=int, default=0, help="with --job")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
