@@ -35,6 +35,10 @@ TRAIN = {
     "min_delta": 0.0,
     "class_balance": "none",
     "seed": 0,
+    # The earlier behaviour, which most tests below check; the new keys have tests of their own.
+    "select_on": "loss",
+    "label_smoothing": 0.0,
+    "input_dropout": 0.0,
 }
 RUN_CONFIG = {"model": MODEL, "train": TRAIN, "augment": {"method": "noise", "min_samples": 600}}
 TB_TAGS = ["loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr"]
