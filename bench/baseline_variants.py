@@ -212,11 +212,12 @@ def read_runs(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _mean_sd(values: list[float]) -> str:
+def _mean_sd(values: list[float], signed: bool = False) -> str:
     if not values:
         return ""
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):+.3f} ± {sd:.3f}".lstrip("+")
+    mean = f"{statistics.mean(values):+.3f}" if signed else f"{statistics.mean(values):.3f}"
+    return f"{mean} ± {sd:.3f}"
 
 
 def table(runs: list[dict[str, Any]]) -> str:
@@ -238,7 +239,7 @@ def table(runs: list[dict[str, Any]]) -> str:
                 f"| {name} | {scale:g} | {len(rows)} "
                 f"| {_mean_sd([r['model_macro_f1'] for r in rows])} "
                 f"| {_mean_sd([r['baseline_macro_f1'] for r in rows])} "
-                f"| {_mean_sd([r['model_minus_baseline'] for r in rows])} "
+                f"| {_mean_sd([r['model_minus_baseline'] for r in rows], signed=True)} "
                 f"| {epochs} | {np.mean([r['train_s'] for r in rows]):.0f} |"
             )
     return "\n".join(lines)
