@@ -51,6 +51,11 @@ def test_unknown_key_names_the_key_and_the_allowed_ones() -> None:
         ("split", "test_fraction", 1.5, "config key split.test_fraction"),
         ("model", "hidden", [64, 32], "config key model.hidden"),
         ("data", "tissues", 3, "expected 'all' or a list of tissue labels"),
+        ("train", "select_on", "accuracy", "config key train.select_on"),
+        ("train", "label_smoothing", 1.0, "config key train.label_smoothing"),
+        ("train", "label_smoothing", -0.1, "config key train.label_smoothing"),
+        ("train", "input_dropout", 1.0, "config key train.input_dropout"),
+        ("train", "input_dropout", "some", "config key train.input_dropout"),
     ],
 )
 def test_wrong_value_names_key_and_what_is_allowed(section, key, value, expected) -> None:
@@ -98,3 +103,35 @@ def test_every_key_is_documented_in_config_readme() -> None:
 
     missing = [key for key in keys(shipped_config()) if f"`{key}`" not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("select_on", "loss"),
+        ("select_on", "macro_f1"),
+        ("label_smoothing", 0.0),
+        ("label_smoothing", 0.3),
+        ("input_dropout", 0.0),
+        ("input_dropout", 0.5),
+    ],
+)
+def test_training_choices_against_the_baseline_are_accepted(key: str, value: object) -> None:
+    config = shipped_config()
+    config["train"][key] = value
+    assert validate_config(config, SCHEMA)["train"][key] == value
+
+
+def test_new_training_keys_default_to_the_measured_choice() -> None:
+    """The defaults BENCHMARKS.md ("Network vs baseline") measured, also when a config written
+    before these keys leaves them out."""
+    config = shipped_config()
+    for key in ("select_on", "label_smoothing", "input_dropout", "patience"):
+        del config["train"][key]
+    train = validate_config(config, SCHEMA)["train"]
+    assert (train["select_on"], train["label_smoothing"], train["input_dropout"]) == (
+        "macro_f1",
+        0.1,
+        0.2,
+    )
+    assert train["patience"] == 10

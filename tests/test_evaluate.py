@@ -617,6 +617,53 @@ def test_summary_fields_are_present_and_consistent(
     assert sorted(summary["tissue_order"]) == sorted(TISSUES)
 
 
+def test_every_run_states_model_minus_baseline(noisy_run: dict[str, Path]) -> None:
+    """summary.json, the report page and the log say by how much the network beats the
+    baseline, or loses to it (issue 20: a network beaten by a linear model has to say so)."""
+    summary = json.loads(noisy_run["summary"].read_text())
+    difference = summary["model"]["macro_f1"] - summary["baseline"]["macro_f1"]
+    assert summary["model_minus_baseline"] == pytest.approx(difference, abs=1e-12)
+    page = noisy_run["report_html"].read_text()
+    assert f"<td>{ev.DIFFERENCE_LABEL}</td><td>" in page
+    assert f"<td>{difference:+.3f}</td>" in page
+
+
+def test_report_html_difference_row_is_signed() -> None:
+    report = ev.classification_report_table(["a", "b"], ["a", "a"], ["a", "b"])
+    comparison = {
+        "model": {"accuracy": 0.5, "macro_f1": 0.4, "weighted_f1": 0.6, "balanced_accuracy": 0.7},
+        "baseline": {
+            "accuracy": 0.5,
+            "macro_f1": 0.5,
+            "weighted_f1": 0.5,
+            "balanced_accuracy": 0.9,
+        },
+    }
+    page = ev.report_html(report, "T", comparison, "model − baseline")
+    assert (
+        "<tr><td>model − baseline</td><td>+0.000</td><td>-0.100</td><td>+0.100</td>"
+        "<td>-0.200</td></tr>" in page
+    )
+    assert "model − baseline" not in ev.report_html(report, "T", comparison)
+
+
+@pytest.mark.parametrize("difference", [-0.02, 0.03])
+def test_log_headline_warns_when_the_network_loses(
+    difference: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = {
+        "model": {"macro_f1": 0.8 + difference},
+        "baseline": {"macro_f1": 0.8},
+        "model_minus_baseline": difference,
+    }
+    with caplog.at_level(logging.INFO, logger="rnaseq_saliency"):
+        ev._log_difference(result, "test")
+    (record,) = caplog.records
+    assert f"{difference:+.4f}" in record.getMessage()
+    assert (record.levelno == logging.WARNING) == (difference < 0)
+    assert ("loses to the logistic-regression baseline" in record.getMessage()) == (difference < 0)
+
+
 def test_html_and_markdown_render_every_row(noisy_run: dict[str, Path]) -> None:
     report = ev.classification_report_table(["a<b", "c"], ["a<b", "a<b"], ["a<b", "c"])
     markdown = ev.report_markdown(report)

@@ -60,6 +60,7 @@ def test_run_name_is_readable_and_unique_per_start() -> None:
         "train": {
             "device": "auto", "epochs": 20, "batch_size": 256, "lr": 0.001, "weight_decay": 0.0001,
             "patience": 5, "min_delta": 0.0, "class_balance": "none", "seed": 0,
+            "select_on": "macro_f1", "label_smoothing": 0.1, "input_dropout": 0.2,
         },
         "data": {"measure": "tpm"},
     }  # fmt: skip

@@ -35,6 +35,10 @@ TRAIN = {
     "min_delta": 0.0,
     "class_balance": "none",
     "seed": 0,
+    # The earlier behaviour, which most tests below check; the new keys have tests of their own.
+    "select_on": "loss",
+    "label_smoothing": 0.0,
+    "input_dropout": 0.0,
 }
 RUN_CONFIG = {"model": MODEL, "train": TRAIN, "augment": {"method": "noise", "min_samples": 600}}
 TB_TAGS = ["loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr"]
@@ -209,6 +213,9 @@ def test_tensorboard_records_the_hyper_parameters(tmp_path: Path) -> None:
     assert hparams["lr"].number_value == pytest.approx(TRAIN["lr"])
     assert hparams["hidden"].string_value == "16-16-8"
     assert hparams["batch_size"].number_value == TRAIN["batch_size"]
+    assert hparams["select_on"].string_value == TRAIN["select_on"]
+    assert hparams["label_smoothing"].number_value == TRAIN["label_smoothing"]
+    assert hparams["input_dropout"].number_value == TRAIN["input_dropout"]
     # Training reads no augment key (its augmented input files carry that): none is recorded.
     assert "augment_method" not in hparams
 
@@ -319,6 +326,124 @@ def test_validation_rows_of_an_unknown_tissue_are_an_error(tmp_path: Path) -> No
     rows.tissues[0] = "pancreas"
     with pytest.raises(ValueError, match=r"validation rows.*pancreas"):
         _train(tmp_path, "unknown", val_rows=rows)
+
+
+# ----------------------------------------------------------------------------- against the baseline
+
+
+def test_early_stopping_on_macro_f1_keeps_the_highest_and_breaks_ties_by_loss() -> None:
+    stopper = tr.EarlyStopping(patience=2, higher_is_better=True)
+    assert stopper.update(1, 0.5, tie_loss=1.0)
+    assert stopper.update(2, 0.8, tie_loss=1.2)
+    assert not stopper.update(3, 0.7, tie_loss=0.1)
+    assert stopper.update(4, 0.8, tie_loss=0.9)  # a tie with a lower loss is the new best
+    assert not stopper.update(5, 0.8, tie_loss=0.95)
+    assert not stopper.update(6, math.nan, tie_loss=0.1)
+    assert stopper.should_stop and stopper.best_epoch == 4 and stopper.best_loss == 0.8
+
+
+def test_macro_f1_matches_scikit_learn() -> None:
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 5, 200)
+    y_pred = np.where(rng.random(200) < 0.7, y_true, rng.integers(0, 6, 200))
+    ours = tr.macro_f1(torch.from_numpy(y_true), torch.from_numpy(y_pred), n_classes=7)
+    assert ours == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert math.isnan(tr.macro_f1(torch.tensor([], dtype=torch.long), torch.tensor([]), 3))
+
+
+def test_select_on_macro_f1_keeps_the_epoch_with_the_best_validation_macro_f1(
+    tmp_path: Path,
+) -> None:
+    # Noisy validation rows (a third relabelled) keep the macro-F1 below 1, so epochs differ.
+    val_rows = _rows([10, 10, 10], seed=2)
+    val_rows.tissues = [
+        TISSUES[(i * 7) % 3] if i % 3 == 0 else t for i, t in enumerate(val_rows.tissues)
+    ]
+    result = _train(tmp_path, "f1", val_rows=val_rows, epochs=6, patience=10, select_on="macro_f1")
+    table = pd.read_csv(tmp_path / "f1" / "model" / tr.HISTORY_FILE, sep="\t")
+    assert list(table.columns) == HISTORY_COLUMNS and table["val_macro_f1"].between(0, 1).all()
+    best_f1 = table["val_macro_f1"].max()
+    ties = table.loc[table["val_macro_f1"] == best_f1]
+    assert result.best_epoch == int(ties.loc[ties["val_loss"].idxmin(), "epoch"])
+    assert table.loc[table["best"], "epoch"].tolist() == [result.best_epoch]
+    # The kept weights score that epoch's macro-F1, as the evaluation computes it.
+    from sklearn.metrics import f1_score
+
+    predicted = result.model.predict(val_rows.matrix)
+    assert f1_score(val_rows.tissues, predicted, average="macro") == pytest.approx(
+        best_f1, abs=1e-5
+    )
+    training = result.model.metadata["training"]
+    assert training["monitor"] == "val_macro_f1"
+    assert training["best_val_macro_f1"] == pytest.approx(best_f1, abs=1e-5)
+    assert training["settings"]["select_on"] == "macro_f1"
+    loss_run = _train(tmp_path, "loss", val_rows=val_rows, epochs=6, patience=10)
+    assert loss_run.model.metadata["training"]["monitor"] == "val_loss"
+
+
+def test_label_smoothing_reaches_the_training_loss() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(40, 6)
+    y = torch.randint(0, 3, (40,))
+    network = nn.Linear(6, 3)
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.0)  # the loss of fixed weights
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    order = torch.arange(40)
+    with torch.no_grad():
+        logits = network(x)
+    expected = {
+        eps: nn.functional.cross_entropy(logits, y, label_smoothing=eps).item()
+        for eps in (0.0, 0.2)
+    }
+    for eps, value in expected.items():
+        loss, _ = tr.train_batches(network, optimizer, scaler, x, y, order, 40, label_smoothing=eps)
+        assert loss == pytest.approx(value, rel=1e-6)
+    assert expected[0.2] != pytest.approx(expected[0.0], rel=1e-3)
+
+
+def test_input_dropout_is_applied_to_training_batches_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[bool, float]] = []  # (gradients recorded, fraction of zero inputs)
+    build = tr.network_from_architecture
+
+    def recording(architecture):
+        network = build(architecture)
+        network[0].register_forward_pre_hook(
+            lambda module, args: seen.append(
+                (torch.is_grad_enabled(), (args[0] == 0).float().mean().item())
+            )
+        )
+        return network
+
+    monkeypatch.setattr(tr, "network_from_architecture", recording)
+    result = _train(tmp_path, "input_dropout", epochs=2, input_dropout=0.5)
+    training = [zeros for grad, zeros in seen if grad]
+    evaluation = [zeros for grad, zeros in seen if not grad]
+    assert training and min(training) > 0.3
+    assert evaluation and max(evaluation) < 0.05
+    # No layer of the saved network: prediction is deterministic and sees every gene.
+    assert not any(isinstance(m, nn.Dropout) and m.p == 0.5 for m in result.model.network)
+    rows = _rows([5, 5, 5], seed=3)
+    np.testing.assert_array_equal(
+        result.model.logits(rows.matrix), result.model.logits(rows.matrix)
+    )
+    assert result.model.metadata["training"]["settings"]["input_dropout"] == 0.5
+
+
+def test_new_training_keys_change_the_weights_and_are_recorded(tmp_path: Path) -> None:
+    plain = (_train(tmp_path, "plain", epochs=1), tmp_path / "plain")
+    for name, change in {
+        "smoothing": {"label_smoothing": 0.1},
+        "dropout": {"input_dropout": 0.2},
+    }.items():
+        result = _train(tmp_path, name, epochs=1, **change)
+        weights = (tmp_path / name / "model" / md.WEIGHTS_FILE).read_bytes()
+        assert weights != (plain[1] / "model" / md.WEIGHTS_FILE).read_bytes(), name
+        key, value = next(iter(change.items()))
+        assert result.model.metadata["training"]["settings"][key] == value
 
 
 # ----------------------------------------------------------------------------- the rule's files

@@ -65,6 +65,8 @@ OUTPUT_KEYS = (
     "summary",
 )
 SPLIT_NAMES = {"test": "test", "val": "validation"}
+# The row of the report page that states the difference on every run.
+DIFFERENCE_LABEL = "model − baseline"
 
 # Baseline settings. lbfgs fits the multinomial (softmax) loss on dense float32 input without a
 # copy; newton-cholesky would build a Hessian of (genes x tissues)^2 entries and sag/saga need
@@ -264,11 +266,13 @@ def report_html(
     report: pd.DataFrame,
     title: str,
     comparison: Mapping[str, Mapping[str, float]] | None = None,
+    difference_label: str | None = None,
 ) -> str:
     """A standalone HTML page with the report table, for the Snakemake report.
 
     ``comparison`` maps a row name (e.g. ``model``, ``baseline``) to its ``report_metrics``,
-    shown above the per-tissue table.
+    shown above the per-tissue table. With ``difference_label`` (e.g. ``model − baseline``), a
+    last row of that name holds the first row's metrics minus the second's, with their sign.
     """
     parts = [
         "<!DOCTYPE html>",
@@ -290,6 +294,9 @@ def report_html(
             [name, *(f"{values[metric]:.3f}" for metric in metrics)]
             for name, values in comparison.items()
         ]
+        if difference_label is not None:
+            first, second = list(comparison.values())[:2]
+            rows.append([difference_label, *(f"{first[m] - second[m]:+.3f}" for m in metrics)])
         parts.append(_html_table(["classifier", *metrics], rows))
     parts.append(_html_table(REPORT_COLUMNS, _formatted(report)))
     parts += ["</body>", "</html>"]
@@ -542,7 +549,9 @@ def summary(
     """The headline numbers as a JSON-ready dict.
 
     ``n_samples`` and ``n_donors`` count the evaluated (``evaluated_split``) real samples and
-    their donors; ``model`` and ``baseline`` hold ``report_metrics`` of each report.
+    their donors; ``model`` and ``baseline`` hold ``report_metrics`` of each report, and
+    ``model_minus_baseline`` is the model's macro-F1 minus the baseline's (negative: the
+    network loses to the linear model).
     """
     n_samples = int(model_report.set_index("label").loc["accuracy", "support"])
     result: dict[str, Any] = {
@@ -556,6 +565,7 @@ def summary(
         "baseline": report_metrics(baseline.report),
         "baseline_settings": dict(baseline.settings),
     }
+    result["model_minus_baseline"] = result["model"]["macro_f1"] - result["baseline"]["macro_f1"]
     result.update(extra or {})
     return result
 
@@ -785,7 +795,8 @@ def _write_summary(
     )
     comparison = {"model": result["model"], "baseline (logistic regression)": result["baseline"]}
     page_title = f"Classification report, {SPLIT_NAMES[split]} samples (n = {n_evaluated})"
-    _write_text(report_html(model_report, page_title, comparison), outputs["report_html"])
+    page = report_html(model_report, page_title, comparison, DIFFERENCE_LABEL)
+    _write_text(page, outputs["report_html"])
     write_evaluation_summary(result, outputs["summary"])
     return result
 
@@ -809,10 +820,33 @@ def _log_results(
             metrics["weighted_f1"],
             metrics["balanced_accuracy"],
         )
+    _log_difference(result, split_name)
     if test_opt == 2:
         log.info("model classification report (%s):\n%s", split_name, report_markdown(model_report))
         log.info(
             "baseline classification report (%s):\n%s", split_name, report_markdown(baseline.report)
+        )
+
+
+def _log_difference(result: Mapping[str, Any], split_name: str) -> None:
+    """The headline: model minus baseline macro-F1; a warning when the network loses."""
+    difference = result["model_minus_baseline"]
+    if difference < 0:
+        log.warning(
+            "the network loses to the logistic-regression baseline on the %s samples: macro F1 "
+            "%.4f vs %.4f (model - baseline %+.4f)",
+            split_name,
+            result["model"]["macro_f1"],
+            result["baseline"]["macro_f1"],
+            difference,
+        )
+    else:
+        log.info(
+            "model - baseline macro F1 on the %s samples: %+.4f (%.4f vs %.4f)",
+            split_name,
+            difference,
+            result["model"]["macro_f1"],
+            result["baseline"]["macro_f1"],
         )
 
 

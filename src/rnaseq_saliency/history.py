@@ -5,6 +5,7 @@ Its own light module, so that the training-curves job reads it without importing
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ HISTORY_COLUMNS = [
     "train_accuracy",
     "val_loss",
     "val_accuracy",
+    "val_macro_f1",
     "lr",
     "seconds",
     "best",
@@ -29,7 +31,8 @@ HISTORY_COLUMNS = [
 class EpochRecord:
     """One row of history.tsv. Training figures are running means over the epoch's batches
     (dropout on); validation figures are computed after the epoch in eval mode. NaN where
-    there are no validation rows."""
+    there are no validation rows. ``val_macro_f1`` (last, as it was added later) is the
+    validation macro-F1."""
 
     epoch: int
     train_loss: float
@@ -39,6 +42,7 @@ class EpochRecord:
     lr: float
     seconds: float
     best: bool = False
+    val_macro_f1: float = math.nan
 
 
 def write_history(path: str | os.PathLike[str], history: Sequence[EpochRecord]) -> None:

@@ -155,6 +155,9 @@ class TrainingSettings(NamedTuple):
     min_delta: float
     class_balance: str
     seed: int
+    select_on: str
+    label_smoothing: float
+    input_dropout: float
     measure: str  # recorded in model.json: predict takes input in this unit
 
     KEYS = (
@@ -171,6 +174,9 @@ class TrainingSettings(NamedTuple):
         "train.min_delta",
         "train.class_balance",
         "train.seed",
+        "train.select_on",
+        "train.label_smoothing",
+        "train.input_dropout",
         "data.measure",
     )
     from_config = classmethod(_from_keys)

@@ -1,4 +1,5 @@
-"""Train the tissue classifier: early stopping on validation loss, history and TensorBoard logs.
+"""Train the tissue classifier: early stopping on validation macro-F1 or loss, history and
+TensorBoard logs.
 
 The whole training set is scaled once and held as one tensor (on the GPU when training there);
 each epoch draws batches by indexing it with a seeded permutation, which avoids a DataLoader's
@@ -47,6 +48,7 @@ log = logging.getLogger("rnaseq_saliency.training")
 
 HISTORY_FILE = "history.tsv"
 CLASS_BALANCE = ("none", "sampler", "loss_weights")
+SELECT_ON = ("loss", "macro_f1")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 _EVAL_BATCH = 2048
 
@@ -60,10 +62,13 @@ class TrainSettings:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    patience: int = 5
+    patience: int = 10
     min_delta: float = 0.0
     class_balance: str = "none"
     seed: int = 0
+    select_on: str = "macro_f1"
+    label_smoothing: float = 0.1
+    input_dropout: float = 0.2
 
     @classmethod
     def from_config(cls, train_cfg: dict[str, Any]) -> TrainSettings:
@@ -80,6 +85,14 @@ class TrainSettings:
             raise ValueError(
                 "config keys train.lr (> 0), train.weight_decay and train.min_delta "
                 "(>= 0) are out of range"
+            )
+        for name in ("label_smoothing", "input_dropout"):
+            if not 0.0 <= float(getattr(settings, name)) < 1.0:
+                raise ValueError(f"config key train.{name}: expected 0 <= value < 1")
+        if settings.select_on not in SELECT_ON:
+            raise ValueError(
+                f"config key train.select_on: {settings.select_on!r} is not one of "
+                f"{list(SELECT_ON)}"
             )
         if settings.class_balance not in CLASS_BALANCE:
             raise ValueError(
@@ -125,22 +138,45 @@ def resolve_device(name: str) -> torch.device:
 
 
 class EarlyStopping:
-    """Track the monitored loss; ``update`` says whether this epoch is the new best.
+    """Track the monitored measure; ``update`` says whether this epoch is the new best.
 
-    An epoch improves when its loss is below the best so far by more than ``min_delta``;
-    training stops once ``patience`` epochs in a row have not improved. NaN never improves.
+    ``higher_is_better=False`` (a loss): an epoch improves when its value is below the best so
+    far by more than ``min_delta``. ``True`` (macro-F1): when it is above the best by more than
+    ``min_delta``, or equal to the best with a lower ``tie_loss`` (macro-F1 of a small validation
+    set moves in steps, so ties are common and the lower validation loss breaks them).
+    Training stops once ``patience`` epochs in a row have not improved. NaN never improves.
     """
 
-    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+    def __init__(
+        self, patience: int, min_delta: float = 0.0, higher_is_better: bool = False
+    ) -> None:
         self.patience = patience
         self.min_delta = min_delta
-        self.best_loss = math.inf
+        self.sign = -1.0 if higher_is_better else 1.0
+        self.best_value = math.inf  # sign * the best value: lower is better
+        self.best_tie_loss = math.inf
         self.best_epoch = 0
         self.epochs_without_improvement = 0
 
-    def update(self, epoch: int, loss: float) -> bool:
-        if math.isfinite(loss) and loss < self.best_loss - self.min_delta:
-            self.best_loss = loss
+    @property
+    def best_loss(self) -> float:
+        """The best monitored value (the loss, when a loss is monitored)."""
+        return self.sign * self.best_value
+
+    def update(self, epoch: int, value: float, tie_loss: float = math.inf) -> bool:
+        signed = self.sign * value
+        improved = math.isfinite(value) and (
+            signed < self.best_value - self.min_delta
+            or (
+                self.sign < 0
+                and signed == self.best_value
+                and math.isfinite(tie_loss)
+                and tie_loss < self.best_tie_loss
+            )
+        )
+        if improved:
+            self.best_value = signed
+            self.best_tie_loss = tie_loss
             self.best_epoch = epoch
             self.epochs_without_improvement = 0
             return True
@@ -197,12 +233,19 @@ def train_batches(
     weight: torch.Tensor | None = None,
     amp: bool = False,
     on_batch: Callable[[int], object] | None = None,
+    label_smoothing: float = 0.0,
+    input_dropout: float = 0.0,
 ) -> tuple[float, float]:
     """One pass of optimiser steps over the rows ``order`` of ``x``, ``batch_size`` at a time.
 
     Returns the running (weighted) mean loss and the accuracy over the batches, with the network
     in whatever mode it is in (training mode during training: dropout on). Totals stay on the
     device, so the only host synchronisation is at the end.
+
+    ``label_smoothing`` goes to the cross-entropy (torch's definition). ``input_dropout`` zeroes
+    that fraction of each batch's scaled gene values (0 is the gene's training mean) and scales
+    the rest by 1 / (1 - p), as ``nn.Dropout`` does; it is applied here, to training batches
+    only, and is no part of the network, so evaluation, prediction and saliency never see it.
     """
     device = x.device
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
@@ -210,10 +253,14 @@ def train_batches(
     correct = torch.zeros((), dtype=torch.long, device=device)
     for batch in order.split(batch_size):
         xb, yb = x[batch], y[batch]
+        if input_dropout > 0:
+            xb = nn.functional.dropout(xb, p=input_dropout, training=True)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
             logits = network(xb)
-        loss = nn.functional.cross_entropy(logits.float(), yb, weight=weight)
+        loss = nn.functional.cross_entropy(
+            logits.float(), yb, weight=weight, label_smoothing=label_smoothing
+        )
         grad_scaler.scale(loss).backward()
         grad_scaler.step(optimizer)
         grad_scaler.update()
@@ -226,20 +273,35 @@ def train_batches(
     return (total_loss / total_weight).item(), correct.item() / max(order.numel(), 1)
 
 
+def macro_f1(y_true: torch.Tensor, y_pred: torch.Tensor, n_classes: int) -> float:
+    """Macro-averaged F1 over the classes that occur among the true or predicted labels
+    (scikit-learn's ``f1_score(average="macro")`` without ``labels``); NaN without rows."""
+    if y_true.numel() == 0:
+        return math.nan
+    true_counts = torch.bincount(y_true, minlength=n_classes)
+    pred_counts = torch.bincount(y_pred, minlength=n_classes)
+    hits = torch.bincount(y_true[y_true == y_pred], minlength=n_classes)
+    present = (true_counts + pred_counts) > 0
+    f1 = 2.0 * hits.double() / (true_counts + pred_counts).clamp(min=1).double()
+    return f1[present].mean().item()
+
+
 def _evaluate(
     network: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     weight: torch.Tensor | None,
     amp: bool,
-) -> tuple[float, float]:
-    """(mean loss, accuracy) in eval mode; the loss uses the training criterion's weights."""
+    n_classes: int,
+) -> tuple[float, float, float]:
+    """(mean loss, accuracy, macro-F1) in eval mode. The loss is the cross-entropy of the true
+    labels with the training criterion's class weights, without label smoothing."""
     if x.shape[0] == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan
     network.eval()
     total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
     total_weight = torch.zeros((), dtype=torch.float64, device=x.device)
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    predicted = []
     with torch.inference_mode():
         for start in range(0, x.shape[0], _EVAL_BATCH):
             xb, yb = x[start : start + _EVAL_BATCH], y[start : start + _EVAL_BATCH]
@@ -248,9 +310,11 @@ def _evaluate(
             logits = logits.float()
             total_loss += nn.functional.cross_entropy(logits, yb, weight=weight, reduction="sum")
             total_weight += weight[yb].sum() if weight is not None else yb.numel()
-            correct += (logits.argmax(dim=1) == yb).sum()
+            predicted.append(logits.argmax(dim=1))
     network.train()
-    return (total_loss / total_weight).item(), correct.item() / x.shape[0]
+    y_pred = torch.cat(predicted)
+    accuracy = (y_pred == y).sum().item() / x.shape[0]
+    return (total_loss / total_weight).item(), accuracy, macro_f1(y, y_pred, n_classes)
 
 
 def _hparams(
@@ -269,6 +333,9 @@ def _hparams(
         "min_delta": float(settings.min_delta),
         "class_balance": settings.class_balance,
         "seed": int(settings.seed),
+        "select_on": settings.select_on,
+        "label_smoothing": float(settings.label_smoothing),
+        "input_dropout": float(settings.input_dropout),
     }
 
 
@@ -319,6 +386,7 @@ class _DeviceData:
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+    n_classes: int
 
     @property
     def has_val(self) -> bool:
@@ -340,7 +408,7 @@ def _scale_to_device(
     x_train = torch.from_numpy(scaled_train).to(device)
     x_val = torch.from_numpy(scaler.transform(val_rows.matrix)).to(device)
     y_train, y_val = labelled.y_train.to(device), labelled.y_val.to(device)
-    return _DeviceData(scaler, x_train, y_train, x_val, y_val)
+    return _DeviceData(scaler, x_train, y_train, x_val, y_val, len(labelled.classes))
 
 
 @dataclass
@@ -450,11 +518,19 @@ def _train_epoch(
         weight=fit.weight,
         amp=fit.amp,
         on_batch=bar.update,
+        label_smoothing=settings.label_smoothing,
+        input_dropout=settings.input_dropout,
     )
     bar.close()
-    val_loss, val_accuracy = _evaluate(fit.network, data.x_val, data.y_val, fit.weight, fit.amp)
-    monitored = val_loss if data.has_val else train_loss
-    improved = run.stopper.update(epoch, monitored)
+    val_loss, val_accuracy, val_f1 = _evaluate(
+        fit.network, data.x_val, data.y_val, fit.weight, fit.amp, data.n_classes
+    )
+    if not data.has_val:
+        improved = run.stopper.update(epoch, train_loss)
+    elif settings.select_on == "macro_f1":
+        improved = run.stopper.update(epoch, val_f1, tie_loss=val_loss)
+    else:
+        improved = run.stopper.update(epoch, val_loss)
     if improved:
         run.best_state = {
             name: tensor.detach().clone() for name, tensor in fit.network.state_dict().items()
@@ -462,7 +538,16 @@ def _train_epoch(
     lr = float(fit.optimizer.param_groups[0]["lr"])
     seconds = time.perf_counter() - started
     run.history.append(
-        EpochRecord(epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, seconds)
+        EpochRecord(
+            epoch,
+            train_loss,
+            train_accuracy,
+            val_loss,
+            val_accuracy,
+            lr,
+            seconds,
+            val_macro_f1=val_f1,
+        )
     )
     return improved
 
@@ -477,15 +562,18 @@ def _report_epoch(
     if has_val:
         writer.add_scalar("loss/val", record.val_loss, epoch)
         writer.add_scalar("accuracy/val", record.val_accuracy, epoch)
+        writer.add_scalar("macro_f1/val", record.val_macro_f1, epoch)
     writer.add_scalar("lr", record.lr, epoch)
     log.info(
-        "epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | lr %.3g | %.1f s%s",
+        "epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f macro F1 %.4f | "
+        "lr %.3g | %.1f s%s",
         epoch,
         epochs,
         record.train_loss,
         record.train_accuracy,
         record.val_loss,
         record.val_accuracy,
+        record.val_macro_f1,
         record.lr,
         record.seconds,
         " (best)" if improved else "",
@@ -502,16 +590,17 @@ def _run_epochs(
     fit: _Fit, data: _DeviceData, settings: TrainSettings, writer: Any, progress: bool
 ) -> _Run:
     """Train epoch by epoch until ``settings.epochs`` or early stopping."""
-    run = _Run(EarlyStopping(settings.patience, settings.min_delta))
+    by_f1 = data.has_val and settings.select_on == "macro_f1"
+    run = _Run(EarlyStopping(settings.patience, settings.min_delta, higher_is_better=by_f1))
     for epoch in range(1, settings.epochs + 1):
         improved = _train_epoch(fit, data, settings, epoch, progress, run)
         _report_epoch(writer, run.history[-1], settings.epochs, data.has_val, improved)
         if run.stopper.should_stop:
             log.info(
-                "early stopping after epoch %d: no improvement of the %s loss for %d "
+                "early stopping after epoch %d: no improvement of the %s for %d "
                 "epochs; keeping epoch %d",
                 epoch,
-                "validation" if data.has_val else "training",
+                _monitor(settings, data.has_val).replace("_", " "),
                 settings.patience,
                 run.stopper.best_epoch,
             )
@@ -522,7 +611,9 @@ def _run_epochs(
 def _keep_best(network: nn.Module, run: _Run) -> EpochRecord:
     """Load the best epoch's weights into ``network`` and mark that epoch in the history."""
     if run.best_state is None:
-        raise RuntimeError("training diverged: the monitored loss was never finite; lower train.lr")
+        raise RuntimeError(
+            "training diverged: the monitored measure was never finite; lower train.lr"
+        )
     network.load_state_dict(run.best_state)
     best = run.history[run.stopper.best_epoch - 1]
     best.best = True
@@ -537,7 +628,15 @@ def _best_metrics(best: EpochRecord) -> dict[str, float]:
         "hparam/train_accuracy": best.train_accuracy,
         "hparam/val_loss": best.val_loss,
         "hparam/val_accuracy": best.val_accuracy,
+        "hparam/val_macro_f1": best.val_macro_f1,
     }
+
+
+def _monitor(settings: TrainSettings, has_val: bool) -> str:
+    """The history column that chose the kept epoch and drove early stopping."""
+    if not has_val:
+        return "train_loss"
+    return "val_macro_f1" if settings.select_on == "macro_f1" else "val_loss"
 
 
 def _training_info(
@@ -556,11 +655,12 @@ def _training_info(
         "best_epoch": best.epoch,
         "epochs_run": len(run.history),
         "stopped_early": len(run.history) < settings.epochs,
-        "monitor": "val_loss" if has_val else "train_loss",
+        "monitor": _monitor(settings, has_val),
         "best_train_loss": best.train_loss,
         "best_train_accuracy": best.train_accuracy,
         "best_val_loss": best.val_loss if has_val else None,
         "best_val_accuracy": best.val_accuracy if has_val else None,
+        "best_val_macro_f1": best.val_macro_f1 if has_val else None,
         "device": device.type,
         "mixed_precision": amp,
         "n_training_rows": data.x_train.shape[0],
@@ -614,8 +714,9 @@ def train(
     """Train a classifier on ``training_rows`` and keep the weights of the best epoch.
 
     ``tissues`` are the output classes in order; every row's tissue must be one of them and every
-    class needs training rows. Validation loss (or the training loss, with a warning, when there
-    are no validation rows) drives early stopping. Writes model.safetensors, model.json and
+    class needs training rows. The validation measure ``train.select_on`` (macro-F1, ties broken
+    by the lower loss; or the loss) picks the kept epoch and drives early stopping; without
+    validation rows the training loss does, with a warning. Writes model.safetensors, model.json and
     history.tsv into ``out_dir`` and TensorBoard event files into ``tensorboard_dir``.
     ``threads`` sets torch's CPU threads for the run (the rule's threads).
 
