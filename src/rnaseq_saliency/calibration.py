@@ -2,7 +2,8 @@
 
 Temperature scaling (Guo et al. 2017, "On calibration of modern neural networks") divides the
 logits by one scalar ``T > 0`` before the softmax. It changes no argmax, so no prediction,
-only how sure the probabilities are: ``T > 1`` softens over-confident probabilities.
+only how sure the probabilities are: ``T > 1`` softens over-confident probabilities, ``T < 1``
+sharpens under-confident ones (training with label smoothing, the default, tends to give those).
 
 ``T`` is fitted after training on the **validation** rows only (real held-out samples), by
 minimising their mean negative log-likelihood over ``log T`` with scipy's bounded scalar
@@ -215,7 +216,7 @@ def plot_reliability(
         axis.set_xlabel("confidence (top probability), bin mean")
         axis.set_xlim(0, 1.02)
         axis.set_ylim(0, 1.02)
-        axis.legend(loc="upper left", fontsize=8)
+        axis.legend(loc="lower right", fontsize=8)
     axes[0].set_ylabel("accuracy in bin")
     figure.suptitle(title)
     figure.tight_layout()
