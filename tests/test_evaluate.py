@@ -145,9 +145,14 @@ class FakeModel:
     def scale(self, raw: np.ndarray, *, overwrite_input: bool = False) -> np.ndarray:
         return ((np.log1p(raw) - self.mean) / self.std).astype(np.float32)
 
-    def predict_proba(self, raw: np.ndarray) -> np.ndarray:
+    temperature = 1.0
+
+    def logits(self, raw: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            logits = self.network(torch.from_numpy(self.scale(raw)))
+            return self.network(torch.from_numpy(self.scale(raw))).numpy()
+
+    def predict_proba(self, raw: np.ndarray) -> np.ndarray:
+        logits = torch.from_numpy(self.logits(raw)) / self.temperature
         return torch.softmax(logits, dim=1).numpy()
 
 
@@ -163,12 +168,15 @@ class AlwaysModel(FakeModel):
         proba[:, self.always] = 1.0 - 0.01 * (len(self.tissues) - 1)
         return proba
 
+    def logits(self, raw: np.ndarray) -> np.ndarray:
+        return np.log(self.predict_proba(raw))
+
 
 class ShiftedModel(FakeModel):
     """Broken: the output columns are rotated, so tissue i is reported as tissue i + 1."""
 
-    def predict_proba(self, raw: np.ndarray) -> np.ndarray:
-        return np.roll(super().predict_proba(raw), 1, axis=1)
+    def logits(self, raw: np.ndarray) -> np.ndarray:
+        return np.roll(super().logits(raw), 1, axis=1)
 
 
 def outputs_in(directory: Path) -> dict[str, Path]:
@@ -181,6 +189,7 @@ def outputs_in(directory: Path) -> dict[str, Path]:
         "top_confusions": "top_confusions.tsv",
         "baseline": "baseline_report.tsv",
         "summary": "summary.json",
+        "calibration_png": "calibration.png",
     }
     return {key: directory / "evaluation" / name for key, name in names.items()}
 
@@ -769,3 +778,32 @@ def test_captions_render_and_name_the_scored_split(repo: Path, name: str, test_o
     assert "GTEx" in text
     if test_opt:
         assert "never seen in training" in text or "gave no sample to training" in text
+
+
+# --------------------------------------------------------------------------- calibration (issue 19)
+
+
+def test_summary_reports_calibration_before_and_after(noisy: Dataset, tmp_path: Path) -> None:
+    """With a temperature, summary.json has ECE and NLL before and after it, predictions.tsv's
+    probability is the calibrated one, the calls are those of the uncalibrated model and
+    calibration.png is written."""
+    model = FakeModel(noisy)
+    model.temperature = 3.0
+    outputs = run(model, noisy, tmp_path)
+    summary = json.loads(outputs["summary"].read_text())
+    calibration = summary["calibration"]
+    assert calibration["temperature"] == 3.0 and calibration["split"] == "test"
+    for key in ("ece_before", "ece_after", "nll_before", "nll_after"):
+        assert np.isfinite(calibration[key]), key
+    assert calibration["nll_after"] != pytest.approx(calibration["nll_before"])
+    assert calibration["ece_bins"] == 15
+    assert outputs["calibration_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    predictions = pd.read_csv(outputs["predictions"], sep="\t")
+    test = predictions[predictions["split"] == "test"]
+    rows = ev.load_split_rows(noisy.expression, noisy.table, "test")
+    logits = model.logits(rows.matrix)
+    expected = torch.softmax(torch.from_numpy(logits) / 3.0, dim=1).numpy().max(axis=1)
+    np.testing.assert_allclose(test["probability"].to_numpy(), expected, rtol=1e-5)
+    plain = FakeModel(noisy)  # T = 1: the same calls
+    assert test["predicted"].tolist() == [TISSUES[i] for i in plain.logits(rows.matrix).argmax(1)]

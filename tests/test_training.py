@@ -449,19 +449,33 @@ def test_new_training_keys_change_the_weights_and_are_recorded(tmp_path: Path) -
 # ----------------------------------------------------------------------------- the rule's files
 
 
-def _write_inputs(root: Path) -> dict:
-    """Per-tissue expression and augmented files, samples.tsv and the selected genes table."""
+def _write_inputs(root: Path, test_seed: int | None = None) -> dict:
+    """Per-tissue expression and augmented files, samples.tsv and the selected genes table.
+
+    With ``test_seed``, each tissue also has five test samples drawn with that seed.
+    """
     train_rows = _rows([30, 30, 30], seed=1)
     val_rows = _rows([6, 6, 6], seed=2)
+    test_rows = _rows([5, 5, 5] if test_seed is not None else [0, 0, 0], seed=test_seed or 0)
+    test_rows.sample_ids[:] = [f"test_{s}" for s in test_rows.sample_ids]
     samples, expression, augmented = [], [], []
     for tissue in ["adipose_subcutaneous", *TISSUES]:  # a dropped tissue: empty files
         pick_train = [i for i, t in enumerate(train_rows.tissues) if t == tissue]
         pick_val = [i for i, t in enumerate(val_rows.tissues) if t == tissue]
-        real = np.concatenate([train_rows.matrix[pick_train], val_rows.matrix[pick_val]])
-        ids = [train_rows.sample_ids[i] for i in pick_train] + [
-            val_rows.sample_ids[i] for i in pick_val
-        ]
-        splits = ["train"] * len(pick_train) + ["val"] * len(pick_val)
+        pick_test = [i for i, t in enumerate(test_rows.tissues) if t == tissue]
+        real = np.concatenate(
+            [
+                train_rows.matrix[pick_train],
+                val_rows.matrix[pick_val],
+                test_rows.matrix[pick_test],
+            ]
+        )
+        ids = (
+            [train_rows.sample_ids[i] for i in pick_train]
+            + [val_rows.sample_ids[i] for i in pick_val]
+            + [test_rows.sample_ids[i] for i in pick_test]
+        )
+        splits = ["train"] * len(pick_train) + ["val"] * len(pick_val) + ["test"] * len(pick_test)
         samples += [(s, s, tissue, split) for s, split in zip(ids, splits, strict=True)]
         table = ExpressionTable(ids, ids, train_rows.gene_ids, real.reshape(-1, N_GENES))
         expression.append(root / "expression" / f"{tissue}.parquet")
@@ -517,6 +531,33 @@ def test_rule_train_reads_its_files_and_writes_its_outputs(tmp_path: Path) -> No
     assert metadata["config"] == RUN_CONFIG
     assert (tmp_path / "results" / "tensorboard" / "run").is_dir()
     assert len(pd.read_csv(model_dir / "history.tsv", sep="\t")) == 2
+
+
+def _calibration_of_rule_train(root: Path, test_seed: int) -> dict:
+    inputs = _write_inputs(root / "results", test_seed=test_seed)
+    model_dir = root / "results" / "model"
+    tr.train_from_files(
+        **inputs,
+        weights_path=model_dir / "model.safetensors",
+        model_json_path=model_dir / "model.json",
+        history_path=model_dir / "history.tsv",
+        tensorboard_dir=root / "tensorboard",
+        model_cfg=MODEL,
+        train_cfg={**TRAIN, "epochs": 2},
+        threads=1,
+    )
+    assert md.load_model(model_dir).temperature > 0
+    return json.loads((model_dir / "model.json").read_text())["calibration"]
+
+
+def test_rule_train_fits_the_temperature_on_validation_rows_only(tmp_path: Path) -> None:
+    """Issue 19: T comes from the 18 validation samples; other test samples give the same T."""
+    first = _calibration_of_rule_train(tmp_path / "a", test_seed=3)
+    second = _calibration_of_rule_train(tmp_path / "b", test_seed=4)
+    assert first["fitted"] and first["n_validation_samples"] == 18
+    assert first["validation_nll_after"] <= first["validation_nll_before"]
+    assert first["temperature"] == second["temperature"]
+    assert first["temperature"] != 1.0
 
 
 def test_rule_train_refuses_outputs_outside_one_model_directory(tmp_path: Path) -> None:

@@ -89,6 +89,13 @@ def test_the_workflow_writes_every_target(demo_run: Path) -> None:
     assert len(genes) == 400 and list(genes.columns) == ["gene_id", "gene_name"]
     summary = json.loads((results / "evaluation/summary.json").read_text())
     assert summary["model"]["accuracy"] > 0.5
+    # Issue 19: T fitted in rule train and stored in model.json; ECE and NLL before and after.
+    temperature = json.loads((results / "model/model.json").read_text())["calibration"]
+    calibration = summary["calibration"]
+    assert calibration["temperature"] == temperature["temperature"] > 0
+    for key in ("ece_before", "ece_after", "nll_before", "nll_after"):
+        assert 0 <= calibration[key] < float("inf"), key
+    assert (results / "evaluation/calibration.png").stat().st_size > 0
     history = pd.read_csv(results / "model/history.tsv", sep="\t")
     assert 1 <= len(history) <= 4
     assert any((results / "tensorboard").rglob("events.out.tfevents.*"))
@@ -183,6 +190,7 @@ def test_report_is_built(demo_run: Path) -> None:
     snakemake(demo_run, "--report", str(demo_run / "report.html"))
     html = (demo_run / "report.html").read_text()
     assert "confusion_matrix.png" in html and "pca_augmentation.png" in html
+    assert "calibration.png" in html and "expected calibration error" in html
     # The report carries each tissue's top genes; the full ranking (70 MB at GTEx size) stays out.
     assert "filename=top_genes_per_tissue.tsv;base64," in html
     assert "filename=top_genes.tsv;" not in html

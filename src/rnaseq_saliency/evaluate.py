@@ -12,6 +12,12 @@ scored is set by ``config.evaluate.test_opt``, the original switch:
   ``summary.json`` saying ``"evaluated_split": "val"`` and every title saying "validation".
   The files still exist, so the workflow's DAG does not depend on the setting.
 
+Probabilities (``predictions.tsv``'s ``probability``) are calibrated: the softmax of the logits
+divided by the temperature fitted on the validation split after training (model.json,
+``rnaseq_saliency.calibration``). ``summary.json``'s ``calibration`` section gives the
+temperature and the top-label ECE (15 equal-width bins) and NLL of the evaluated split before
+and after it; ``calibration.png`` is the reliability diagram.
+
 Metrics follow scikit-learn's definitions (``classification_report(output_dict=True,
 zero_division=0)``) over the model's output tissues, so a tissue that is never predicted
 scores precision 0 rather than being dropped from the macro average.
@@ -63,6 +69,7 @@ OUTPUT_KEYS = (
     "top_confusions",
     "baseline",
     "summary",
+    "calibration_png",
 )
 SPLIT_NAMES = {"test": "test", "val": "validation"}
 # The row of the report page that states the difference on every run.
@@ -89,8 +96,11 @@ class Classifier(Protocol):
     tissues: list[str]
     gene_ids: list[str]
     network: Any  # torch.nn.Module
+    temperature: float  # the calibration temperature; predict_proba is softmax(logits / T)
 
     def scale(self, raw: np.ndarray, *, overwrite_input: bool = False) -> np.ndarray: ...
+
+    def logits(self, raw: np.ndarray) -> np.ndarray: ...
 
     def predict_proba(self, raw: np.ndarray) -> np.ndarray: ...
 
@@ -135,7 +145,8 @@ def predictions_table(
     """One row per sample: ``sample_id, tissue, split, predicted, probability, correct``.
 
     ``rows_by_split`` maps a split name (``val``, ``test``) to its real samples; rows keep the
-    mapping's order, then file order. ``probability`` is the model's softmax probability of the
+    mapping's order, then file order. ``probability`` is the model's calibrated probability
+    (``predict_proba``: softmax of the logits divided by the model's temperature) of the
     *predicted* tissue (its confidence), not of the true one. Ties go to the first tissue in
     model output order, so predictions are deterministic.
     """
@@ -771,6 +782,36 @@ def _plot_confusion(
     return order
 
 
+def _calibration_report(
+    model: Classifier,
+    rows: LabelledRows,
+    labels: list[str],
+    split: str,
+    path: str | os.PathLike[str],
+) -> dict[str, Any]:
+    """ECE and NLL of the evaluated rows before and after temperature scaling, and the
+    reliability diagram; the ``calibration`` section of summary.json."""
+    from rnaseq_saliency.calibration import calibration_metrics, plot_reliability
+
+    logits = np.asarray(model.logits(rows.matrix), dtype=np.float64)
+    position = {label: i for i, label in enumerate(labels)}
+    true_index = np.asarray([position[t] for t in rows.tissues], dtype=np.int64)
+    temperature = float(model.temperature)
+    metrics = calibration_metrics(logits, true_index, temperature)
+    title = f"Reliability, {SPLIT_NAMES[split]} samples (n = {len(true_index)})"
+    plot_reliability(logits, true_index, temperature, title, path)
+    log.info(
+        "calibration on the %s samples: T = %.4g; ECE %.4f -> %.4f, NLL %.4f -> %.4f",
+        SPLIT_NAMES[split],
+        temperature,
+        metrics["ece_before"],
+        metrics["ece_after"],
+        metrics["nll_before"],
+        metrics["nll_after"],
+    )
+    return {"split": split, "fitted_on": "val", **metrics}
+
+
 def _write_summary(
     split: str,
     model_report: pd.DataFrame,
@@ -782,6 +823,7 @@ def _write_summary(
     order: list[str],
     n_evaluated: int,
     outputs: Mapping[str, str | os.PathLike[str]],
+    calibration: dict[str, Any],
 ) -> dict[str, Any]:
     """The summary JSON and the HTML report comparing the model with the baseline."""
     result = summary(
@@ -791,7 +833,7 @@ def _write_summary(
         n_donors=int(donors.nunique()),
         n_model_parameters=_count_parameters(model.network),
         test_opt=test_opt,
-        extra={"seed": seed, "tissue_order": order},
+        extra={"seed": seed, "tissue_order": order, "calibration": calibration},
     )
     comparison = {"model": result["model"], "baseline (logistic regression)": result["baseline"]}
     page_title = f"Classification report, {SPLIT_NAMES[split]} samples (n = {n_evaluated})"
@@ -889,6 +931,9 @@ def evaluate_model(
         len(labels),
     )
     model_report, counts = _write_model_reports(y_true, y_pred, labels, outputs)
+    calibration = _calibration_report(
+        model, evaluated_rows, labels, split, outputs["calibration_png"]
+    )
 
     training = _scaled_training(model, augmented_files)
     order = _plot_confusion(
@@ -910,7 +955,17 @@ def evaluate_model(
     _write_tsv(baseline.report, outputs["baseline"])
 
     result = _write_summary(
-        split, model_report, baseline, donors, model, test_opt, seed, order, len(evaluated), outputs
+        split,
+        model_report,
+        baseline,
+        donors,
+        model,
+        test_opt,
+        seed,
+        order,
+        len(evaluated),
+        outputs,
+        calibration,
     )
     _log_results(result, split_name, test_opt, model_report, baseline)
     return result

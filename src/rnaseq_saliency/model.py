@@ -7,7 +7,9 @@ A trained model is two files in one directory:
   gene, in input order). Kept as tensors rather than JSON numbers so that they round-trip exactly
   and model.json stays readable.
 - ``model.json``: the architecture, gene ids and names in input order, tissue labels in output
-  order, how the input is scaled, how training went (best epoch, ...), the configuration used,
+  order, how the input is scaled, how training went (best epoch, ...), the calibration
+  temperature (``calibration.temperature``, fitted on the validation split after training;
+  absent in older files, which load with T = 1), the configuration used,
   the package version, and the SHA-256 of the weights file, so that a weights file from another
   run is refused rather than silently paired with the wrong genes or tissues.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -338,14 +341,32 @@ class TrainedModel:
             return np.empty((0, len(self.tissues)), dtype=np.float32)
         return np.concatenate(outputs)
 
-    def predict_proba(self, raw: np.ndarray) -> np.ndarray:
-        """Softmax probabilities (n_samples, n_tissues), columns in ``tissues`` order."""
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature T of model.json (1 for a model saved without one)."""
+        return temperature_of(self.metadata)
+
+    def predict_proba(self, raw: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
+        """Probabilities (n_samples, n_tissues), columns in ``tissues`` order.
+
+        softmax(logits / T) with the model's calibration temperature T (``calibrated=False``:
+        the plain softmax of the logits). T changes no argmax, so no prediction.
+        """
         logits = torch.from_numpy(self.logits(raw))
-        return torch.softmax(logits, dim=1).numpy()
+        temperature = self.temperature if calibrated else 1.0
+        return torch.softmax(logits / temperature, dim=1).numpy()
 
     def predict(self, raw: np.ndarray) -> list[str]:
         """The most probable tissue label of each sample."""
         return [self.tissues[i] for i in self.logits(raw).argmax(axis=1)]
+
+
+def temperature_of(metadata: dict[str, Any]) -> float:
+    """model.json's ``calibration.temperature``; 1 (no calibration) when the key is absent."""
+    temperature = float((metadata.get("calibration") or {}).get("temperature", 1.0))
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"model.json: calibration temperature {temperature!r} is not > 0")
+    return temperature
 
 
 def _sha256(path: Path) -> str:
@@ -366,13 +387,16 @@ def save_model(
     tissues: Sequence[str],
     training: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> TrainedModel:
     """Write ``model.safetensors`` and ``model.json`` into ``model_dir``, each atomically.
 
     The weights are written first and model.json, which records their SHA-256, last: a crash in
     between leaves an old or missing model.json, which ``load_model`` refuses to pair with the
     new weights. ``training`` (best epoch, ...) and ``config`` (the run's configuration) are
-    stored as given and must be JSON-serialisable. Returns the model as ``load_model`` would.
+    stored as given and must be JSON-serialisable. ``calibration`` (``temperature`` and how it
+    was fitted, ``rnaseq_saliency.calibration.TemperatureFit.to_json``) is stored as
+    ``calibration``; without it the temperature is 1. Returns the model as ``load_model`` would.
     """
     n_genes, n_tissues = len(gene_ids), len(tissues)
     if (architecture.n_inputs, architecture.n_outputs) != (n_genes, n_tissues):
@@ -415,8 +439,10 @@ def save_model(
         },
         "weights": {"file": WEIGHTS_FILE, "sha256": weights_sha256},
         "training": training or {},
+        "calibration": calibration or {"method": "none", "temperature": 1.0},
         "config": config or {},
     }
+    temperature_of(metadata)
     with atomic_path(directory / JSON_FILE) as tmp:
         tmp.write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     return _assemble(network, metadata, scaler)
@@ -449,6 +475,7 @@ def load_model(model_dir: str | os.PathLike[str]) -> TrainedModel:
     metadata = json.loads(json_path.read_text())
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{json_path}: not an rnaseq-saliency model description")
+    temperature_of(metadata)
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{json_path}: format_version {metadata.get('format_version')!r} is not supported "

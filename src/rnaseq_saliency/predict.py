@@ -30,9 +30,9 @@ Outputs (``run_predict``):
 
 - ``predictions.tsv``: one row per sample, input order: ``sample_id``, ``tissue_1``,
   ``probability_1``, ... up to ``tissue_3``/``probability_3`` (fewer for a model with fewer
-  tissues; softmax probabilities, best first, ties in model output order as ``evaluate`` breaks
-  them), ``missing_genes`` (model genes filled with the training mean), ``figure`` (the file
-  name of the sample's figure);
+  tissues; calibrated probabilities, softmax(logits / T) with the model's temperature T, best
+  first, ties in model output order as ``evaluate`` breaks them), ``missing_genes`` (model
+  genes filled with the training mean), ``figure`` (the file name of the sample's figure);
 - ``saliency_top_genes.tsv``: per sample its ``top_n`` genes: ``sample_id``, ``predicted``,
   ``rank`` (1 = most salient), ``gene_id`` and ``gene_name`` (the model's), ``saliency`` (the
   map value in [0, 1] of the configured method, target = the predicted tissue, min-max scaled

@@ -30,6 +30,7 @@ _EVALUATION = {
     "confusion_matrix.png": Owner("evaluate", "run_evaluation", None),
     "top_confusions.tsv": Owner("evaluate", "run_evaluation", None),
     "baseline_report.tsv": Owner("evaluate", "run_evaluation", None),
+    "calibration.png": Owner("calibration", "plot_reliability", None),
 }
 _MODEL = {
     "model.safetensors": Owner("model", "save_model", "load_model"),

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from rnaseq_saliency.calibration import TemperatureFit, fit_temperature
 from rnaseq_saliency.datasets import LabelledRows, load_split_rows, load_training_rows, read_samples
 from rnaseq_saliency.genes import read_selected_genes
 from rnaseq_saliency.history import EpochRecord, write_history
@@ -315,6 +316,24 @@ def _evaluate(
     y_pred = torch.cat(predicted)
     accuracy = (y_pred == y).sum().item() / x.shape[0]
     return (total_loss / total_weight).item(), accuracy, macro_f1(y, y_pred, n_classes)
+
+
+def _validation_logits(network: nn.Module, data: _DeviceData, amp: bool) -> np.ndarray:
+    """The kept network's float32 logits (n_val, n_classes) of the scaled validation rows."""
+    network.eval()
+    blocks = [np.empty((0, data.n_classes), dtype=np.float32)]
+    with torch.inference_mode():
+        for start in range(0, data.x_val.shape[0], _EVAL_BATCH):
+            with torch.autocast(data.x_val.device.type, dtype=torch.float16, enabled=amp):
+                logits = network(data.x_val[start : start + _EVAL_BATCH])
+            blocks.append(logits.float().cpu().numpy())
+    return np.concatenate(blocks)
+
+
+def _fit_calibration(network: nn.Module, data: _DeviceData, amp: bool) -> TemperatureFit:
+    """Temperature scaling of the kept network on the validation rows (and only on them)."""
+    logits = _validation_logits(network, data, amp)
+    return fit_temperature(logits, data.y_val.cpu().numpy())
 
 
 def _hparams(
@@ -682,8 +701,9 @@ def _save_model(
     gene_names: Sequence[str],
     info: dict[str, Any],
     run_config: dict[str, Any] | None,
+    calibration: TemperatureFit,
 ) -> TrainedModel:
-    """model.safetensors and model.json into ``out``."""
+    """model.safetensors and model.json (with the calibration temperature) into ``out``."""
     return save_model(
         out,
         fit.network,
@@ -694,6 +714,7 @@ def _save_model(
         labelled.classes,
         training=info,
         config=run_config,
+        calibration=calibration.to_json(),
     )
 
 
@@ -716,8 +737,11 @@ def train(
     ``tissues`` are the output classes in order; every row's tissue must be one of them and every
     class needs training rows. The validation measure ``train.select_on`` (macro-F1, ties broken
     by the lower loss; or the loss) picks the kept epoch and drives early stopping; without
-    validation rows the training loss does, with a warning. Writes model.safetensors, model.json and
-    history.tsv into ``out_dir`` and TensorBoard event files into ``tensorboard_dir``.
+    validation rows the training loss does, with a warning. The kept network's probabilities are
+    then calibrated by temperature scaling on the validation rows (``rnaseq_saliency.calibration``;
+    T = 1, with a warning, below ``MIN_VALIDATION_SAMPLES`` of them). Writes model.safetensors,
+    model.json (with the temperature) and history.tsv into ``out_dir`` and TensorBoard event files
+    into ``tensorboard_dir``.
     ``threads`` sets torch's CPU threads for the run (the rule's threads).
 
     Memory: the scaled training matrix is a float32 copy beside the raw one (about 2.5 GB each
@@ -750,11 +774,12 @@ def train(
             best = _keep_best(fit.network, run)
             hparams = _hparams(architecture.to_json(), settings, run_config or {})
             _write_hparams(writer, hparams, _best_metrics(best), run.stopper.best_epoch)
+        calibration = _fit_calibration(fit.network, data, amp)
 
     info = _training_info(best, run, settings, data, training_rows, labelled, device, amp)
     out = Path(out_dir)
     trained = _save_model(
-        out, fit, labelled, data, training_rows.gene_ids, gene_names, info, run_config
+        out, fit, labelled, data, training_rows.gene_ids, gene_names, info, run_config, calibration
     )
     write_history(out / HISTORY_FILE, run.history)
     log.info("kept epoch %d of %d; model written to %s", best.epoch, len(run.history), out)

@@ -38,6 +38,11 @@ rule evaluate:
             caption="../report/evaluation_summary.rst",
             category="4. Evaluation",
         ),
+        calibration_png=report(
+            "results/evaluation/calibration.png",
+            caption="../report/calibration.rst",
+            category="4. Evaluation",
+        ),
     log:
         "logs/evaluate.log",
     benchmark:

@@ -154,6 +154,7 @@ if config["sweep"]["enabled"]:
             top_confusions="results/sweep/best/evaluation/top_confusions.tsv",
             baseline="results/sweep/best/evaluation/baseline_report.tsv",
             summary="results/sweep/best/evaluation/summary.json",
+            calibration_png="results/sweep/best/evaluation/calibration.png",
         log:
             "logs/sweep/evaluate_best.log",
         benchmark:
