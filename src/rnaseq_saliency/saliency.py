@@ -75,7 +75,7 @@ METHODS = ("gradient", "integrated_gradients", "smoothgrad", "input_x_gradient")
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "gradient": {},
     # n_steps: points of Captum's Gauss-Legendre path integral (its default is 50; 16 gave the
-    # same tissue top-20 lists within one gene and a 0.1% completeness error on the demo,
+    # same tissue top-20 lists within one gene and a 0.3% completeness error on the demo,
     # bench/attribution_steps.py); baseline: in SCALED space, so 0.0 is the training mean of
     # every gene (a float, or one value per gene).
     "integrated_gradients": {"n_steps": 16, "baseline": 0.0},
