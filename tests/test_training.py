@@ -164,9 +164,13 @@ def test_training_stops_after_patience_epochs_and_restores_the_best(tmp_path: Pa
 
 def test_without_validation_rows_early_stopping_follows_training_loss(tmp_path: Path) -> None:
     empty = _rows([0, 0, 0], seed=2)
-    with pytest.warns(UserWarning, match="no validation rows"):
+    with (
+        pytest.warns(UserWarning, match="no validation rows"),
+        pytest.warns(UserWarning, match="temperature is kept at 1"),
+    ):
         result = _train(tmp_path, "noval", val_rows=empty, epochs=3)
     assert result.model.metadata["training"]["monitor"] == "train_loss"
+    assert result.model.temperature == 1.0
     table = pd.read_csv(tmp_path / "noval" / "model" / tr.HISTORY_FILE, sep="\t")
     assert table["val_loss"].isna().all() and table["train_loss"].notna().all()
     accumulator = _events(tmp_path / "noval" / "tensorboard")
