@@ -64,6 +64,7 @@ OLD_TRAIN = {
     "input_dropout": 0.0,
 }
 NEW = {"select_on": "macro_f1", "label_smoothing": 0.1, "input_dropout": 0.2, "patience": 10}
+# The shipped defaults: NEW with label smoothing 0.05 (variant new+label_smoothing_0.05).
 # name -> (model changes, train changes), each on top of MODEL and OLD_TRAIN; in run order.
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "old_default": ({}, {}),
@@ -76,6 +77,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "new+weight_decay_0.01": ({}, {**NEW, "weight_decay": 0.01}),
     "new+hidden_256-128-64": ({"hidden": [256, 128, 64]}, NEW),
     "new+loss_weights": ({}, {**NEW, "class_balance": "loss_weights"}),
+    # Label smoothing shrinks the logit margins and blurs the saliency lists (BENCHMARKS.md,
+    # "Which saliency method: the demo"): the new defaults without it.
+    "new+label_smoothing_0": ({}, {**NEW, "label_smoothing": 0.0}),
+    "new+label_smoothing_0.05": ({}, {**NEW, "label_smoothing": 0.05}),
     "patience_10": ({}, {"patience": 10}),
 }
 

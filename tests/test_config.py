@@ -131,7 +131,7 @@ def test_new_training_keys_default_to_the_measured_choice() -> None:
     train = validate_config(config, SCHEMA)["train"]
     assert (train["select_on"], train["label_smoothing"], train["input_dropout"]) == (
         "macro_f1",
-        0.1,
+        0.05,
         0.2,
     )
     assert train["patience"] == 10

@@ -406,7 +406,7 @@ ALTERNATIVES: dict[str, object] = {
     "train.class_balance": "sampler",
     "train.seed": 1,
     "train.select_on": "loss",
-    "train.label_smoothing": 0.05,
+    "train.label_smoothing": 0.1,
     "train.input_dropout": 0.1,
     "evaluate.test_opt": 0,
     "saliency.method": "integrated_gradients",

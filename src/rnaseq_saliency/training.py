@@ -68,7 +68,7 @@ class TrainSettings:
     class_balance: str = "none"
     seed: int = 0
     select_on: str = "macro_f1"
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.05
     input_dropout: float = 0.2
 
     @classmethod
