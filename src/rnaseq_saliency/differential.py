@@ -23,7 +23,7 @@ import pandas as pd
 
 from rnaseq_saliency.datasets import read_samples, tissue_of
 from rnaseq_saliency.expression import read_expression
-from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.fileio import read_gene_matrix, write_gene_matrix
 from rnaseq_saliency.genes import read_selected_genes
 
 log = logging.getLogger(__name__)
@@ -117,15 +117,11 @@ def de_ranking_score(t_statistic: np.ndarray, abs: bool) -> np.ndarray:
 
 
 def write_de_table(path: str | os.PathLike[str], table: pd.DataFrame) -> None:
-    with atomic_path(path) as tmp:
-        table.to_parquet(tmp, engine="pyarrow", compression="zstd", index=True)
+    write_gene_matrix(path, table)
 
 
 def read_de_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    table = pd.read_parquet(path, engine="pyarrow")
-    if table.index.name != "gene_id":
-        raise ValueError(f"{path}: not a DE statistic table (index is not gene_id)")
-    return table
+    return read_gene_matrix(path, "a DE statistic table")
 
 
 def de_statistic_of(

@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -31,3 +32,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_gene_matrix(path: str | os.PathLike[str], matrix: Any) -> None:
+    """A genes x columns pandas table (index ``gene_id``) as zstd Parquet, atomically."""
+    with atomic_path(path) as tmp:
+        matrix.to_parquet(tmp, engine="pyarrow", compression="zstd", index=True)
+
+
+def read_gene_matrix(path: str | os.PathLike[str], what: str) -> Any:
+    """Read a ``write_gene_matrix`` table; ``what`` names it in the error for another file."""
+    import pandas as pd
+
+    matrix = pd.read_parquet(path, engine="pyarrow")
+    if matrix.index.name != "gene_id":
+        raise ValueError(f"{path}: not {what} (index is not gene_id)")
+    return matrix

@@ -19,7 +19,6 @@ each method.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -28,7 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rnaseq_saliency.faithfulness import aopc_table, median_aopc, read_faithfulness
+from rnaseq_saliency.faithfulness import (
+    aopc_table,
+    median_aopc,
+    read_chosen_method,
+    read_faithfulness,
+)
 from rnaseq_saliency.fileio import atomic_path
 from rnaseq_saliency.genes import read_selected_genes
 from rnaseq_saliency.plotting import pyplot, save_png
@@ -165,8 +169,7 @@ def run_saliency_methods(
     """The ``saliency_methods`` rule: methods.tsv, methods.png, top_genes_by_method.tsv."""
     faithfulness = read_faithfulness(faithfulness_path)
     validation = read_validation(validation_path)
-    with open(chosen_path) as handle:
-        chosen = json.load(handle)["method"]
+    chosen = read_chosen_method(chosen_path)
     methods = list(dict.fromkeys(faithfulness["method"]))
     table = methods_table(faithfulness, validation, methods, chosen)
     with atomic_path(out_tsv) as tmp:

@@ -61,7 +61,7 @@ import pyarrow.parquet as pq
 from rnaseq_saliency.datasets import tissue_of
 from rnaseq_saliency.evaluate import read_predictions
 from rnaseq_saliency.expression import GENE_IDS_KEY, ExpressionTable
-from rnaseq_saliency.fileio import atomic_path
+from rnaseq_saliency.fileio import atomic_path, read_gene_matrix, write_gene_matrix
 from rnaseq_saliency.genes import read_selected_genes
 from rnaseq_saliency.settings import DEFAULT_SALIENCY, SaliencySettings
 
@@ -863,15 +863,11 @@ def top_genes_per_tissue(top_genes: pd.DataFrame, top_n: int) -> pd.DataFrame:
 
 def write_mean_matrix(path: str | os.PathLike[str], matrix: pd.DataFrame) -> None:
     """The genes x tissues mean saliency matrix as Parquet (index gene_id, one column a tissue)."""
-    with atomic_path(path) as tmp:
-        matrix.to_parquet(tmp, engine="pyarrow", compression="zstd", index=True)
+    write_gene_matrix(path, matrix)
 
 
 def read_mean_matrix(path: str | os.PathLike[str]) -> pd.DataFrame:
-    matrix = pd.read_parquet(path, engine="pyarrow")
-    if matrix.index.name != "gene_id":
-        raise ValueError(f"{path}: not a mean saliency matrix (index is not gene_id)")
-    return matrix
+    return read_gene_matrix(path, "a mean saliency matrix")
 
 
 def run_top_genes(
