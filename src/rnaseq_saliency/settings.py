@@ -351,6 +351,7 @@ STRUCTURAL_KEYS: dict[str, str] = {
     "augment.pca_tissues": "which augmented files the PCA figure reads (and its params)",
     "saliency.marker_sets": "the marker GMT file that saliency_validation reads",
     "predict.input": "whether rule predict runs, on which file",
+    "train.replicates": "which replicate training jobs exist (replicate r: seed train.seed + r)",
 }
 
 

@@ -50,6 +50,8 @@ if DATA["source"] == "demo" and RELEASE != "v8":
 # only the keys that rule reads, so a config edit reruns exactly what depends on it.
 PCA_TISSUES = PcaFigureSettings.from_config(config).tissues
 SALIENCY_METHODS = list(config["saliency"]["methods"])
+# Replicate 0 is results/model/ itself; replicates 1.. live in results/model/replicates/{r}/.
+REPLICATES = list(range(config["train"]["replicates"]))
 MEASURE = DATA["measure"]
 LAYOUT = DATA["layout"]
 
