@@ -14,8 +14,15 @@ deterministic on the CPU, so the same split (at ``sample_scale`` 0.02 some split
 same split) with the same effective settings gives the same model; without validation samples
 ``train.select_on`` changes nothing (the training loss decides), so such a run is also reused.
 
+Each trained run's test logits are cached in ``<workdir>/logits/<run key>.npy`` (a run measured
+before that is read back from the model it saved). The ``ENSEMBLES`` are not trained: each
+calls argmax of the mean of its members' raw logits, the members being ordinary variants (the
+shipped defaults with ``train.seed`` 0, 1, 2), so a single model and the ensembles that contain
+it come from the same training. An ensemble's train s is the sum of its members'.
+
     python bench/baseline_variants.py --workdir /tmp/bv                       # everything
     python bench/baseline_variants.py --workdir /tmp/bv --variants old_default new_default
+    python bench/baseline_variants.py --workdir /tmp/bv --variants ensemble_3 --scales 0.1
     python bench/baseline_variants.py --workdir /tmp/bv --report              # table only
 """
 
