@@ -83,6 +83,11 @@ def raw_attributes_file():
     return os.path.join(raw_dir(), gtex.attributes_file_name(RELEASE))
 
 
+def raw_subjects_file():
+    """The subject phenotypes file (donor sex and age) of the configured data source."""
+    return os.path.join(raw_dir(), gtex.subjects_file_name(RELEASE))
+
+
 def raw_gtf_file():
     return os.path.join(raw_dir(), gtex.gtf_file_name(RELEASE))
 
