@@ -85,6 +85,11 @@ OWNERS: dict[str, Owner] = {
     "results/saliency/validation.tsv": Owner(
         "saliency_validation", "write_validation", "read_validation"
     ),
+    # Issue 21: what the salient genes mean, and whether they are shortcuts.
+    "results/enrichment/{}.tsv": Owner("enrichment", "write_enrichment", "read_enrichment"),
+    "results/enrichment/summary.png": Owner("enrichment", "plot_enrichment_summary", None),
+    "results/saliency/shortcuts.tsv": Owner("shortcuts", "write_shortcuts", "read_shortcuts"),
+    "results/saliency/shortcuts.png": Owner("shortcuts", "plot_shortcuts", None),
     "results/predict/predictions.tsv": Owner("predict", "write_sample_predictions", None),
     "results/predict/saliency_top_genes.tsv": Owner("predict", "write_sample_top_genes", None),
     "results/predict/figures": Owner("predict", "write_figures", None),

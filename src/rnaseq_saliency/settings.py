@@ -298,6 +298,26 @@ class ValidationSettings(NamedTuple):
     from_config = classmethod(_from_keys)
 
 
+class EnrichmentSettings(NamedTuple):
+    """Rule ``enrichment``: GSEA prerank's permutations and seed (the GMT files are inputs)."""
+
+    permutations: int
+    seed: int
+
+    KEYS = ("saliency.enrichment_permutations", "saliency.seed")
+    from_config = classmethod(_from_keys)
+
+
+class ShortcutSettings(NamedTuple):
+    """Rule ``shortcuts``: how many top genes are checked, and the share that flags a tissue."""
+
+    top_k: int
+    max_share: float
+
+    KEYS = ("saliency.shortcut_top_k", "saliency.shortcut_max_share")
+    from_config = classmethod(_from_keys)
+
+
 class PredictSettings(NamedTuple):
     """Rule ``predict``."""
 
@@ -330,6 +350,9 @@ RULE_SETTINGS: dict[str, tuple[type, ...]] = {
     "saliency_validation": (TissueSelection, ValidationSettings),
     "saliency_methods": (TissueSelection, TopGenesSettings),
     "predict": (SaliencySettings, PredictSettings),
+    "enrichment": (TissueSelection, EnrichmentSettings),
+    "enrichment_summary": (TissueSelection,),
+    "shortcuts": (TissueSelection, ShortcutSettings),
 }
 
 RUNTIME_KEYS: dict[str, str] = {
@@ -350,6 +373,7 @@ STRUCTURAL_KEYS: dict[str, str] = {
     "data.tissues": "which per-tissue jobs exist (and the all-tissue rules' params)",
     "augment.pca_tissues": "which augmented files the PCA figure reads (and its params)",
     "saliency.marker_sets": "the marker GMT file that saliency_validation reads",
+    "saliency.gene_sets": "the GMT files that rule enrichment reads (inputs, not params)",
     "predict.input": "whether rule predict runs, on which file",
     "train.replicates": "which replicate training jobs exist (replicate r: seed train.seed + r)",
 }

@@ -280,6 +280,45 @@ def read_shortcuts(path: str | os.PathLike[str]) -> pd.DataFrame:
     return table[SHORTCUT_COLUMNS]
 
 
+def plot_shortcuts(table: pd.DataFrame, out_png: str | os.PathLike[str], max_share: float) -> None:
+    """Tissues x checks: the share of each tissue's top genes that hit each check; flagged
+    cells boxed and flagged tissues named in red; grey where a covariate was not tested."""
+    from rnaseq_saliency.plotting import pyplot, save_png
+
+    plt = pyplot()
+    checks = [*GENE_CHECKS, *NUMERIC_COVARIATES, *CATEGORICAL_COVARIATES]
+    tissues = list(dict.fromkeys(table["tissue"]))
+    indexed = table.set_index(["tissue", "check"])
+    share = np.full((len(tissues), len(checks)), np.nan)
+    for row, tissue in enumerate(tissues):
+        for col, check in enumerate(checks):
+            entry = indexed.loc[(tissue, check)]
+            if entry["kind"] == "gene_list" or entry["n_samples"] > 0:
+                share[row, col] = entry["share"]
+    figure, ax = plt.subplots(figsize=(7.5, max(3.0, 0.28 * len(tissues) + 2.2)))
+    cmap = plt.get_cmap("Reds").copy()
+    cmap.set_bad("0.85")
+    image = ax.imshow(np.ma.masked_invalid(share), cmap=cmap, vmin=0, vmax=max(0.2, 2 * max_share),
+                      aspect="auto")  # fmt: skip
+    flagged = table.loc[table["flagged"], ["tissue", "check"]].itertuples(index=False)
+    for tissue, check in flagged:
+        row, col = tissues.index(tissue), checks.index(check)
+        ax.add_patch(plt.Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, lw=2, ec="black"))
+    ax.set_xticks(range(len(checks)), checks, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(tissues)), tissues, fontsize=7)
+    for label in ax.get_yticklabels():
+        if table.loc[table["tissue"] == label.get_text(), "flagged"].any():
+            label.set_color("red")
+    figure.colorbar(image, ax=ax, label="share of top genes")
+    ax.set_title(
+        f"Shortcut check: flagged (boxed) above a share of {max_share:g}; grey: not tested",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    save_png(figure, out_png, dpi=120)
+    plt.close(figure)
+
+
 def _tissue_input(
     tissue: str,
     scores: np.ndarray,
@@ -330,6 +369,7 @@ def run_shortcuts(
     top_k: int,
     max_share: float,
     out_path: str | os.PathLike[str],
+    figure_path: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Rule ``shortcuts``: every tissue's checks (module docstring) into ``out_path``; a
     warning in the log for each flagged tissue. A tissue without saliency maps has no rows."""
@@ -363,6 +403,8 @@ def run_shortcuts(
         pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=SHORTCUT_COLUMNS)
     )
     write_shortcuts(out_path, table)
+    if figure_path is not None:
+        plot_shortcuts(table, figure_path, max_share)
     _warn_flagged(table, max_share)
     flagged = sorted(set(table.loc[table["flagged"], "tissue"]))
     log.info("%d of %d tissue(s) flagged: %s", len(flagged), len(blocks), ", ".join(flagged))

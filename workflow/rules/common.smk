@@ -20,12 +20,14 @@ from rnaseq_saliency.config import validate_config  # noqa: E402
 from rnaseq_saliency.settings import (  # noqa: E402
     AugmentSettings,
     DemoSettings,
+    EnrichmentSettings,
     EvaluateSettings,
     GeneSelectionSettings,
     MethodChoice,
     PcaFigureSettings,
     PredictSettings,
     SaliencySettings,
+    ShortcutSettings,
     SplitSettings,
     TissueSelection,
     TopGenesSettings,
@@ -159,6 +161,7 @@ def final_targets():
         "results/saliency/validation.tsv",
         "results/saliency/methods.tsv",
         "results/saliency/methods.png",
+        *interpretation_targets(),
         *predict,
         *SWEEP_TARGETS,  # empty unless sweep.enabled (workflow/rules/sweep.smk)
     ]
@@ -172,3 +175,15 @@ def marker_sets_file():
     if markers == "hpa":
         return [os.path.join(_SRC, "rnaseq_saliency/data/hpa_tissue_enriched.gmt")]
     return [markers]
+
+
+def gene_set_files():
+    """The GMT files of saliency.gene_sets (``hpa``: the shipped HPA tissue-enriched sets)."""
+    shipped = os.path.join(_SRC, "rnaseq_saliency/data/hpa_tissue_enriched.gmt")
+    return [shipped if name == "hpa" else name for name in config["saliency"]["gene_sets"]]
+
+
+def interpretation_targets():
+    """Issue 21: the enrichment (unless saliency.gene_sets is empty) and the shortcut check."""
+    enrichment = ["results/enrichment/summary.png"] if gene_set_files() else []
+    return [*enrichment, "results/saliency/shortcuts.tsv", "results/saliency/shortcuts.png"]
