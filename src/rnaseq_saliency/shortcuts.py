@@ -296,8 +296,7 @@ def plot_shortcuts(table: pd.DataFrame, out_png: str | os.PathLike[str], max_sha
             if entry["kind"] == "gene_list" or entry["n_samples"] > 0:
                 share[row, col] = entry["share"]
     figure, ax = plt.subplots(figsize=(7.5, max(3.0, 0.28 * len(tissues) + 2.2)))
-    cmap = plt.get_cmap("Reds").copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap("Reds").with_extremes(bad="0.85")
     image = ax.imshow(np.ma.masked_invalid(share), cmap=cmap, vmin=0, vmax=max(0.2, 2 * max_share),
                       aspect="auto")  # fmt: skip
     flagged = table.loc[table["flagged"], ["tissue", "check"]].itertuples(index=False)
