@@ -20,13 +20,15 @@ uses; the log says, per library, how many members matched. A set is tested when
 Output per tissue: one row per tested set, by decreasing NES: the library (``hpa`` or the GMT's
 file name), the set, its size in the GMT and among the model's genes, ES, NES, the nominal p,
 the FDR q (GSEA's, across the tissue's sets and libraries) and the leading-edge genes (symbols).
-A positive NES: the set's genes sit among the tissue's most salient genes.
+A positive NES: the set's genes sit among the tissue's most salient genes. A p of 0 means no
+permutation reached the observed score: p < 1 / permutations.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -135,10 +137,14 @@ def prerank_tissue(
     ranking = scores.dropna().astype(np.float64)
     if not sets or ranking.empty:
         return pd.DataFrame(columns=ENRICHMENT_COLUMNS)
-    result = gseapy.prerank(
-        rnk=ranking, gene_sets=sets, permutation_num=permutations, seed=seed, threads=threads,
-        min_size=MIN_SET_SIZE, max_size=MAX_SET_SIZE, outdir=None, no_plot=True, verbose=False,
-    ).res2d  # fmt: skip
+    with warnings.catch_warnings():
+        # gseapy 1.3 calls pandas methods that pandas 3 deprecates: noise, not our concern.
+        warnings.filterwarnings("ignore", module="gseapy")
+        result = gseapy.prerank(
+            rnk=ranking, gene_sets=sets, permutation_num=permutations, seed=seed,
+            threads=threads, min_size=MIN_SET_SIZE, max_size=MAX_SET_SIZE, outdir=None,
+            no_plot=True, verbose=False,
+        ).res2d  # fmt: skip
     keys = result["Term"].astype(str)
     library = keys.str.split(_SEPARATOR, n=1).str[0]
     set_name = keys.str.split(_SEPARATOR, n=1).str[1]
