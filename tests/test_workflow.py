@@ -33,6 +33,8 @@ SMALL_CONFIG = {
             "brain_frontal_cortex_ba9",
             "whole_blood",
             "kidney_medulla",
+            # The demo's planted shortcut (issue 21): long ischemic time and stress genes.
+            "colon_transverse",
         ],
     },
     "demo": {"n_genes": 400},
@@ -186,9 +188,35 @@ def test_methods_change_recomputes_maps_but_not_the_model(demo_run: Path) -> Non
     assert "choose_method" in forced and "saliency" not in forced and "train" not in forced
 
 
+def test_enrichment_and_shortcut_check_find_what_the_demo_planted(demo_run: Path) -> None:
+    """Issue 21 on the demo: the HPA set of pancreas and of liver leads their enrichment (the
+    demo is built from those markers: a plumbing check), and the shortcut check flags the planted
+    ischemic-time shortcut in colon_transverse and nothing anywhere else."""
+    from rnaseq_saliency.enrichment import read_enrichment
+    from rnaseq_saliency.shortcuts import read_shortcuts
+
+    results = demo_run / "results"
+    for tissue in ("pancreas", "liver"):
+        table = read_enrichment(results / f"enrichment/{tissue}.tsv")
+        assert (table.iloc[0]["library"], table.iloc[0]["set"]) == ("hpa", tissue), table.head()
+        assert table.iloc[0]["FDR"] < 0.05
+    assert (results / "enrichment/summary.png").stat().st_size > 0
+    checks = read_shortcuts(results / "saliency/shortcuts.tsv")
+    flagged = checks.loc[checks["flagged"], ["tissue", "check"]]
+    assert list(map(tuple, flagged.to_numpy())) == [("colon_transverse", "SMTSISCH")]
+    planted = {"FOSB", "ATF3", "NR4A1", "NR4A3", "IER3", "KLF4", "CYR61", "MYC"}
+    genes = checks.set_index(["tissue", "check"]).loc[("colon_transverse", "SMTSISCH"), "genes"]
+    assert set(genes.split(",")) <= planted, genes
+    log = (demo_run / "logs/shortcuts.log").read_text()
+    assert "WARNING" in log and "possible shortcut in colon_transverse" in log
+
+
 def test_report_is_built(demo_run: Path) -> None:
     snakemake(demo_run, "--report", str(demo_run / "report.html"))
     html = (demo_run / "report.html").read_text()
+    # Issue 21: the enrichment summary and the shortcut check, with their captions.
+    assert "summary.png" in html and "Gene-set enrichment of each tissue" in html
+    assert "filename=shortcuts.tsv;base64," in html and "Shortcut check" in html
     assert "confusion_matrix.png" in html and "pca_augmentation.png" in html
     assert "calibration.png" in html and "expected calibration error" in html
     # The report carries each tissue's top genes; the full ranking (70 MB at GTEx size) stays out.
@@ -330,6 +358,7 @@ def write_v10_reads_dir(local: Path, tissues: list[str]) -> None:
         old.rename(local / gtex.tissue_file_name("v10", "reads", tissue))
     (source / gtex.attributes_file_name("v8")).rename(local / gtex.attributes_file_name("v10"))
     (source / gtex.gtf_file_name("v8")).rename(local / gtex.gtf_file_name("v10"))
+    (source / gtex.subjects_file_name("v8")).rename(local / gtex.subjects_file_name("v10"))
     demo.merge_gct_files(
         [local / gtex.tissue_file_name("v10", "reads", t) for t in all_tissue_labels()],
         local / gtex.matrix_file_name("v10", "reads"),
@@ -419,6 +448,9 @@ ALTERNATIVES: dict[str, object] = {
     "saliency.smoothgrad_stdev": 0.2,
     "saliency.validation_top_k": 5,
     "saliency.seed": 1,
+    "saliency.enrichment_permutations": 100,
+    "saliency.shortcut_top_k": 20,
+    "saliency.shortcut_max_share": 0.1,
     "predict.max_missing_fraction": 0.1,
     "predict.top_n": 5,
     "sweep.samples": 2,
@@ -444,6 +476,7 @@ NOT_DRY_RUN = {
     "tested by test_matrix_layout_gives_byte_identical_expression_files",
     "data.tissues": "changes which jobs exist (structural)",
     "saliency.marker_sets": "changes saliency_validation's input file, not a param (structural)",
+    "saliency.gene_sets": "changes rule enrichment's input files, not a param (structural)",
     "predict.input": "adds rule predict, which needs a file of samples (structural)",
     "sweep.enabled": "turns on the sweep's own rules; test_sweep.py runs them",
 }
