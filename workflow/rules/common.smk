@@ -180,10 +180,16 @@ def marker_sets_file():
 def gene_set_files():
     """The GMT files of saliency.gene_sets (``hpa``: the shipped HPA tissue-enriched sets)."""
     shipped = os.path.join(_SRC, "rnaseq_saliency/data/hpa_tissue_enriched.gmt")
-    return [shipped if name == "hpa" else name for name in config["saliency"]["gene_sets"]]
+    return [
+        shipped if name == "hpa" else name for name in config["saliency"]["gene_sets"]
+    ]
 
 
 def interpretation_targets():
     """Issue 21: the enrichment (unless saliency.gene_sets is empty) and the shortcut check."""
     enrichment = ["results/enrichment/summary.png"] if gene_set_files() else []
-    return [*enrichment, "results/saliency/shortcuts.tsv", "results/saliency/shortcuts.png"]
+    return [
+        *enrichment,
+        "results/saliency/shortcuts.tsv",
+        "results/saliency/shortcuts.png",
+    ]
