@@ -113,10 +113,10 @@ def make_gtex_scale(work: Path, seed: int = 0) -> None:
     _write_gtf(work / gtex.gtf_file_name("v8"), genes)
     donors = [f"GTEX-{k:05X}" for k in range(N_DONORS)]
     split_rows = []
-    for tissue in tissue_table():
+    for index, tissue in enumerate(tissue_table()):
         n = tissue.n_samples_v8
         chosen = rng.choice(N_DONORS, size=min(n, N_DONORS), replace=False)
-        ids = [f"{donors[d]}-{k:04d}-SM-{tissue.label[:4].upper()}" for k, d in enumerate(chosen)]
+        ids = [f"{donors[d]}-{index:04d}-SM-{k:05d}" for k, d in enumerate(chosen)]
         matrix = rng.lognormal(0.0, 1.5, size=(len(ids), len(genes))).astype(np.float32)
         table = ExpressionTable(ids, [donors[d] for d in chosen], genes["gene_id"].tolist(), matrix)
         write_expression(work / f"results/expression/{tissue.label}.parquet", table)
@@ -147,33 +147,50 @@ def _raw_dir(run: Path) -> tuple[Path, list[str]]:
     return run / "resources/demo", tissues
 
 
-def bench(run: Path, raw: Path, tissues: list[str], permutations: int, threads: int) -> None:
+def bench(
+    run: Path, raw: Path, tissues: list[str], permutations: int, threads: int, steps: str
+) -> None:
     rows: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as out:
         tables = [Path(out) / f"{t}.tsv" for t in tissues]
-        timed("enrichment (GSEA prerank, HPA sets)", lambda: run_enrichment(
-            mean_matrix_path=run / "results/saliency/mean_saliency.parquet",
-            genes_path=run / "results/genes/selected_genes.tsv", gene_set_paths=[str(HPA_GMT)],
-            tissues=tissues, out_paths=tables, permutations=permutations, seed=0, threads=threads,
-        ), rows)  # fmt: skip
-        summary = Path(out) / "summary.png"
-        timed("enrichment_summary (figure)",
-              lambda: run_enrichment_summary(tables, tissues, summary), rows)  # fmt: skip
-        timed("shortcuts (top 50, all checks, figure)", lambda: run_shortcuts(
-            mean_matrix_path=run / "results/saliency/mean_saliency.parquet",
-            genes_path=run / "results/genes/selected_genes.tsv",
-            gtf_path=raw / gtex.gtf_file_name("v8"), samples_path=run / "results/split/samples.tsv",
-            expression_files=[run / f"results/expression/{t}.parquet" for t in tissues],
-            tissues=tissues, attributes_path=raw / gtex.attributes_file_name("v8"),
-            subjects_path=raw / gtex.subjects_file_name("v8"), top_k=50, max_share=0.05,
-            out_path=Path(out) / "shortcuts.tsv", figure_path=Path(out) / "shortcuts.png",
-        ), rows)  # fmt: skip
+        if steps != "shortcuts":
+            _bench_enrichment(run, tissues, tables, permutations, threads, Path(out), rows)
+        if steps != "enrichment":
+            _bench_shortcuts(run, raw, tissues, Path(out), rows)
     print(f"\n{len(tissues)} tissues, {permutations} permutations, gseapy threads {threads}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")  # fmt: skip
     print("| step | wall s | CPU s |\n|---|---:|---:|")
     for label, wall, cpu in rows:
         print(f"| {label} | {wall:.1f} | {cpu:.1f} |")
     print(f"| total | {sum(r[1] for r in rows):.1f} | {sum(r[2] for r in rows):.1f} |")
+
+
+def _bench_enrichment(
+    run: Path, tissues: list[str], tables: list[Path], permutations: int, threads: int,
+    out: Path, rows: list[tuple[str, float, float]],
+) -> None:  # fmt: skip
+    timed("enrichment (GSEA prerank, HPA sets)", lambda: run_enrichment(
+            mean_matrix_path=run / "results/saliency/mean_saliency.parquet",
+            genes_path=run / "results/genes/selected_genes.tsv", gene_set_paths=[str(HPA_GMT)],
+            tissues=tissues, out_paths=tables, permutations=permutations, seed=0, threads=threads,
+        ), rows)  # fmt: skip
+    summary = out / "summary.png"
+    timed("enrichment_summary (figure)",
+          lambda: run_enrichment_summary(tables, tissues, summary), rows)  # fmt: skip
+
+
+def _bench_shortcuts(
+    run: Path, raw: Path, tissues: list[str], out: Path, rows: list[tuple[str, float, float]]
+) -> None:
+    timed("shortcuts (top 50, all checks, figure)", lambda: run_shortcuts(
+            mean_matrix_path=run / "results/saliency/mean_saliency.parquet",
+            genes_path=run / "results/genes/selected_genes.tsv",
+            gtf_path=raw / gtex.gtf_file_name("v8"), samples_path=run / "results/split/samples.tsv",
+            expression_files=[run / f"results/expression/{t}.parquet" for t in tissues],
+            tissues=tissues, attributes_path=raw / gtex.attributes_file_name("v8"),
+            subjects_path=raw / gtex.subjects_file_name("v8"), top_k=50, max_share=0.05,
+            out_path=out / "shortcuts.tsv", figure_path=out / "shortcuts.png",
+        ), rows)  # fmt: skip
 
 
 def main() -> None:
@@ -183,16 +200,17 @@ def main() -> None:
     where.add_argument("--gtex-scale", type=Path, metavar="WORKDIR")
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", choices=["all", "enrichment", "shortcuts"], default="all")
     args = parser.parse_args()
     if args.run_dir is not None:
         raw, tissues = _raw_dir(args.run_dir)
-        bench(args.run_dir, raw, tissues, args.permutations, args.threads)
+        bench(args.run_dir, raw, tissues, args.permutations, args.threads, args.steps)
         return
     work = args.gtex_scale
     if not (work / "done").exists():
         timed("writing the GTEx-scale inputs", lambda: make_gtex_scale(work), [])
     tissues = [t.label for t in tissue_table()]
-    bench(work, work, tissues, args.permutations, args.threads)
+    bench(work, work, tissues, args.permutations, args.threads, args.steps)
 
 
 if __name__ == "__main__":
