@@ -308,6 +308,34 @@ class PredictSettings(NamedTuple):
     from_config = classmethod(_from_keys)
 
 
+class SampleCheckSettings(NamedTuple):
+    """Rule ``sample_checks``: the novelty and mixture checks fitted beside the model."""
+
+    novelty_rate: float
+    novelty_method: str
+    mixture_rate: float
+    seed: int
+
+    KEYS = (
+        "sample_checks.novelty_rate",
+        "sample_checks.novelty_method",
+        "sample_checks.mixture_rate",
+        "sample_checks.seed",
+    )
+    from_config = classmethod(_from_keys)
+
+
+class MixtureEvaluationSettings(NamedTuple):
+    """Rule ``mixtures``: the synthetic mixtures of held-out samples that test the checks."""
+
+    pairs: int
+    fractions: tuple[float, ...]
+    seed: int
+
+    KEYS = ("sample_checks.mixture_pairs", "sample_checks.mixture_fractions", "sample_checks.seed")
+    from_config = classmethod(_from_keys)
+
+
 # Rule -> the settings classes its params hold, in params order. Rules not listed read no
 # config key through params (their inputs decide everything).
 RULE_SETTINGS: dict[str, tuple[type, ...]] = {
@@ -330,6 +358,8 @@ RULE_SETTINGS: dict[str, tuple[type, ...]] = {
     "saliency_validation": (TissueSelection, ValidationSettings),
     "saliency_methods": (TissueSelection, TopGenesSettings),
     "predict": (SaliencySettings, PredictSettings),
+    "sample_checks": (SampleCheckSettings,),
+    "mixtures": (MixtureEvaluationSettings,),
 }
 
 RUNTIME_KEYS: dict[str, str] = {
