@@ -597,9 +597,12 @@ def _write_text(text: str, path: str | os.PathLike[str]) -> None:
 
 
 def write_predictions(predictions: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write ``predictions.tsv``; ``correct`` as lowercase ``true``/``false``."""
+    """Write ``predictions.tsv``; ``correct`` (and the checks' flags) as ``true``/``false``."""
     table = predictions.copy()
     table["correct"] = np.where(table["correct"].astype(bool), "true", "false")
+    for column in table.columns:
+        if table[column].dtype == bool:
+            table[column] = np.where(table[column], "true", "false")
     _write_tsv(table, path)
 
 
@@ -824,6 +827,7 @@ def _write_summary(
     n_evaluated: int,
     outputs: Mapping[str, str | os.PathLike[str]],
     calibration: dict[str, Any],
+    sample_checks: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The summary JSON and the HTML report comparing the model with the baseline."""
     result = summary(
@@ -833,7 +837,12 @@ def _write_summary(
         n_donors=int(donors.nunique()),
         n_model_parameters=_count_parameters(model.network),
         test_opt=test_opt,
-        extra={"seed": seed, "tissue_order": order, "calibration": calibration},
+        extra={
+            "seed": seed,
+            "tissue_order": order,
+            "calibration": calibration,
+            **({"sample_checks": sample_checks} if sample_checks else {}),
+        },
     )
     comparison = {"model": result["model"], "baseline (logistic regression)": result["baseline"]}
     page_title = f"Classification report, {SPLIT_NAMES[split]} samples (n = {n_evaluated})"
@@ -902,10 +911,13 @@ def evaluate_model(
     seed: int,
     *,
     baseline_max_iter: int = BASELINE_MAX_ITER,
+    checks: Any = None,
 ) -> dict[str, Any]:
     """Write every evaluation output (``OUTPUT_KEYS`` of ``outputs``) for a loaded model.
 
     See the module docstring for what ``test_opt`` 0, 1 and 2 evaluate. Returns the summary.
+    ``checks`` (``rnaseq_saliency.sample_checks.SampleChecks``) adds the novelty and mixture
+    columns to predictions.tsv and a ``sample_checks`` section to summary.json.
     """
     samples = _read_checked_samples(model, samples_tsv, outputs, test_opt)
     labels = list(model.tissues)
@@ -918,6 +930,8 @@ def evaluate_model(
     evaluated_rows = rows_by_split[split]
 
     predictions = predictions_table(model, rows_by_split)
+    if checks is not None:
+        predictions = _with_sample_checks(predictions, checks, rows_by_split)
     write_predictions(predictions, outputs["predictions"])
     evaluated = predictions.loc[predictions["split"] == split]
     y_true = evaluated["tissue"].tolist()
@@ -966,9 +980,37 @@ def evaluate_model(
         len(evaluated),
         outputs,
         calibration,
+        _checks_section(evaluated, split),
     )
     _log_results(result, split_name, test_opt, model_report, baseline)
     return result
+
+
+def _with_sample_checks(
+    predictions: pd.DataFrame, checks: Any, rows_by_split: Mapping[str, LabelledRows]
+) -> pd.DataFrame:
+    """predictions.tsv with the sample checks' columns (rows in ``rows_by_split`` order)."""
+    from rnaseq_saliency.sample_checks import check_genes, with_checks
+
+    raw = np.concatenate([rows.matrix for rows in rows_by_split.values()])
+    check_genes(checks, next(iter(rows_by_split.values())).gene_ids, "evaluate")
+    return with_checks(predictions, checks, raw, predictions["predicted"].tolist())
+
+
+def _checks_section(evaluated: pd.DataFrame, split: str) -> dict[str, Any] | None:
+    """summary.json's ``sample_checks``: novel and possible-mixture rates of the evaluated split."""
+    if "novel" not in evaluated.columns:
+        return None
+    from rnaseq_saliency.sample_checks import checks_summary
+
+    section = {"split": split, **checks_summary(evaluated)}
+    log.info(
+        "sample checks on the %s samples: %.1f%% novel, %.1f%% possible mixtures",
+        SPLIT_NAMES[split],
+        100 * section["novel_rate"],
+        100 * section["possible_mixture_rate"],
+    )
+    return section
 
 
 def run_evaluation(
@@ -981,10 +1023,12 @@ def run_evaluation(
     seed: int,
     *,
     threads: int | None = None,
+    checks_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Load the model from ``model_dir`` and write the evaluation outputs (``evaluate_model``).
 
-    ``threads`` caps torch's and the BLAS libraries' threads (the rule's ``threads``).
+    ``threads`` caps torch's and the BLAS libraries' threads (the rule's ``threads``);
+    ``checks_dir``: where the sample checks are (``rnaseq_saliency.sample_checks``), if any.
     """
     import torch
     from threadpoolctl import threadpool_limits
@@ -994,7 +1038,19 @@ def run_evaluation(
     if threads:
         torch.set_num_threads(threads)
     model = load_model(model_dir)
+    checks = None
+    if checks_dir is not None:
+        from rnaseq_saliency.sample_checks import read_sample_checks
+
+        checks = read_sample_checks(checks_dir)
     with threadpool_limits(limits=threads):
         return evaluate_model(
-            model, augmented_files, expression_files, samples_tsv, outputs, test_opt, seed
+            model,
+            augmented_files,
+            expression_files,
+            samples_tsv,
+            outputs,
+            test_opt,
+            seed,
+            checks=checks,
         )

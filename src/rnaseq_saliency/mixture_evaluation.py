@@ -53,10 +53,7 @@ def mixture_pairs(
     """A seeded sample of ``n_pairs`` ordered pairs (major, minor) of indices into ``tissues``
     whose organs differ (all of them when there are fewer)."""
     candidates = [
-        (a, b)
-        for a in range(len(tissues))
-        for b in range(len(tissues))
-        if organs[a] != organs[b]
+        (a, b) for a in range(len(tissues)) for b in range(len(tissues)) if organs[a] != organs[b]
     ]
     if not candidates:
         raise ValueError("mixtures: the test samples come from fewer than two organs")
@@ -123,14 +120,14 @@ def evaluate_mixtures(
     organs = [checks.organs[checks.tissues.index(t)] for t in present]
     pairs = mixture_pairs(present, organs, n_pairs, seed)
     rng = np.random.default_rng([seed, 1])
-    drawn = [
-        (rng.choice(np.flatnonzero(labels == present[a])), rng.choice(np.flatnonzero(labels == present[b])))
-        for a, b in pairs
-    ]
+    rows_of = {t: np.flatnonzero(labels == t) for t in present}
+    drawn = [(rng.choice(rows_of[present[a]]), rng.choice(rows_of[present[b]])) for a, b in pairs]
     rows = [_row(checks, test_raw, list(classify(test_raw)), 0.0, None)]
     minor = [present[b] for _, b in pairs]
     for fraction in fractions:
-        mixed = np.stack([mix(test_raw[i], test_raw[j], fraction, checks.measure) for i, j in drawn])
+        mixed = np.stack(
+            [mix(test_raw[i], test_raw[j], fraction, checks.measure) for i, j in drawn]
+        )
         rows.append(_row(checks, mixed, list(classify(mixed)), float(fraction), minor))
     table = pd.DataFrame(rows, columns=MIXTURE_COLUMNS)
     log.info(

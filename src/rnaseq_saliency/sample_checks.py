@@ -80,7 +80,11 @@ N_COMPONENTS_SHOWN = 3
 CHECK_COLUMNS = [
     "novelty_score",
     "novel",
-    *[f"{kind}_{i}" for i in range(1, N_COMPONENTS_SHOWN + 1) for kind in ("component", "fraction")],
+    *[
+        f"{kind}_{i}"
+        for i in range(1, N_COMPONENTS_SHOWN + 1)
+        for kind in ("component", "fraction")
+    ],
     "foreign_organ",
     "foreign_fraction",
     "possible_mixture",
@@ -210,9 +214,7 @@ def nnls_fractions(reference: np.ndarray, weights: np.ndarray, profiles: np.ndar
 
 def mixture_fractions(checks: SampleChecks, raw: np.ndarray) -> np.ndarray:
     """Each sample's fraction of every reference tissue (n, tissues), summing to 1."""
-    return nnls_fractions(
-        checks.reference, checks.weights, linear_profile(raw, checks.measure)
-    )
+    return nnls_fractions(checks.reference, checks.weights, linear_profile(raw, checks.measure))
 
 
 def organ_fractions(fractions: np.ndarray, organ_index: np.ndarray, n_organs: int) -> np.ndarray:
@@ -237,9 +239,7 @@ def foreign_fraction(
     return excess[np.arange(n), which], which
 
 
-def check_samples(
-    checks: SampleChecks, raw: np.ndarray, called: Sequence[str]
-) -> pd.DataFrame:
+def check_samples(checks: SampleChecks, raw: np.ndarray, called: Sequence[str]) -> pd.DataFrame:
     """The ``CHECK_COLUMNS`` of each sample (raw expression in the checks' gene order, one
     called tissue per sample; a called tissue without a reference profile is its own organ
     and gets no baseline)."""
@@ -516,8 +516,7 @@ def write_sample_checks(checks: SampleChecks, model_dir: str | os.PathLike[str])
     directory = Path(model_dir)
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {
-        name: np.ascontiguousarray(getattr(checks, name), dtype=np.float64)
-        for name in _ARRAY_NAMES
+        name: np.ascontiguousarray(getattr(checks, name), dtype=np.float64) for name in _ARRAY_NAMES
     }
     with atomic_path(directory / ARRAYS_FILE) as tmp:
         save_file(arrays, str(tmp))
@@ -635,3 +634,69 @@ def run_fit(
     )
     write_sample_checks(checks, model_dir)
     return checks
+
+
+# ----------------------------------------------------------------------------- callers
+
+# What evaluate and predict add to predictions.tsv, in order: ``call_trusted`` is False for a
+# novel sample, whose tissue call is not to be trusted.
+PREDICTION_CHECK_COLUMNS = ["call_trusted", *CHECK_COLUMNS]
+
+
+def with_checks(
+    predictions: pd.DataFrame,
+    checks: SampleChecks,
+    raw: np.ndarray,
+    called: Sequence[str],
+    before: str | None = None,
+) -> pd.DataFrame:
+    """``predictions`` with ``PREDICTION_CHECK_COLUMNS`` inserted before column ``before``
+    (at the end when None); ``raw`` holds the same samples in the same order."""
+    table = check_samples(checks, raw, called)
+    table.insert(0, "call_trusted", ~table["novel"].to_numpy(dtype=bool))
+    table.index = predictions.index
+    at = list(predictions.columns).index(before) if before else len(predictions.columns)
+    columns = list(predictions.columns)
+    merged = pd.concat([predictions, table], axis=1)
+    return merged[columns[:at] + PREDICTION_CHECK_COLUMNS + columns[at:]]
+
+
+def checks_summary(predictions: pd.DataFrame) -> dict[str, Any]:
+    """Rates of a predictions table with the check columns (summary.json's section)."""
+    return {
+        "n_samples": len(predictions),
+        "novel_rate": float(predictions["novel"].mean()) if len(predictions) else 0.0,
+        "possible_mixture_rate": (
+            float(predictions["possible_mixture"].mean()) if len(predictions) else 0.0
+        ),
+    }
+
+
+def log_flagged(predictions: pd.DataFrame, call_column: str, limit: int = 20) -> None:
+    """A warning line per flagged sample (at most ``limit``, then a count)."""
+    flagged = predictions.loc[predictions["novel"] | predictions["possible_mixture"]]
+    for row in flagged.head(limit).itertuples(index=False):
+        call = getattr(row, call_column)
+        if row.novel:
+            log.warning(
+                "%s: novel (score %.3g > %s): like none of the training tissues; the call %s is "
+                "not to be trusted",
+                row.sample_id,
+                row.novelty_score,
+                "threshold",
+                call,
+            )
+        if row.possible_mixture:
+            log.warning(
+                "%s: possible mixture: called %s, with %.0f%% %s (%s %.0f%%, %s %.0f%%, ...)",
+                row.sample_id,
+                call,
+                100 * row.foreign_fraction,
+                row.foreign_organ,
+                row.component_1,
+                100 * row.fraction_1,
+                row.component_2,
+                100 * row.fraction_2,
+            )
+    if len(flagged) > limit:
+        log.warning("... and %d more flagged samples (predictions.tsv)", len(flagged) - limit)

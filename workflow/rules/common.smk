@@ -33,6 +33,10 @@ from rnaseq_saliency.settings import (  # noqa: E402
     ValidationSettings,
 )
 from rnaseq_saliency.tissues import resolve_tissues  # noqa: E402
+from rnaseq_saliency.settings import (  # noqa: E402
+    MixtureEvaluationSettings,
+    SampleCheckSettings,
+)
 
 validate_config(
     config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
@@ -154,6 +158,10 @@ def final_targets():
         "results/saliency/validation.tsv",
         "results/saliency/methods.tsv",
         "results/saliency/methods.png",
+        # Issue 19: the novelty and mixture checks beside the model, and their evaluation.
+        "results/model/sample_checks.json",
+        "results/evaluation/mixtures.tsv",
+        "results/evaluation/mixtures.png",
         *predict,
         *SWEEP_TARGETS,  # empty unless sweep.enabled (workflow/rules/sweep.smk)
     ]

@@ -2,6 +2,8 @@ rule evaluate:
     input:
         weights="results/model/model.safetensors",
         model_json="results/model/model.json",
+        checks="results/model/sample_checks.json",
+        checks_arrays="results/model/sample_checks.safetensors",
         augmented=augmented_files(),
         expression=expression_files(),
         samples="results/split/samples.tsv",
@@ -54,3 +56,35 @@ rule evaluate:
         settings=EvaluateSettings.from_config(config),
     script:
         "../../scripts/evaluate.py"
+
+
+rule mixtures:
+    input:
+        weights="results/model/model.safetensors",
+        model_json="results/model/model.json",
+        checks="results/model/sample_checks.json",
+        arrays="results/model/sample_checks.safetensors",
+        expression=expression_files(),
+        samples="results/split/samples.tsv",
+    output:
+        table=report(
+            "results/evaluation/mixtures.tsv",
+            caption="../report/mixtures.rst",
+            category="4. Evaluation",
+        ),
+        figure=report(
+            "results/evaluation/mixtures.png",
+            caption="../report/mixtures.rst",
+            category="4. Evaluation",
+        ),
+    log:
+        "logs/mixtures.log",
+    benchmark:
+        "benchmarks/mixtures.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: workflow.cores
+    params:
+        settings=MixtureEvaluationSettings.from_config(config),
+    script:
+        "../../scripts/mixtures.py"
