@@ -583,29 +583,32 @@ def check_genes(checks: SampleChecks, gene_ids: Sequence[str], what: str) -> Non
         )
 
 
-def run_fit(
-    model_dir: str | os.PathLike[str],
+def fit_from_split(
     expression_files: Sequence[str | os.PathLike[str]],
     samples_tsv: str | os.PathLike[str],
+    *,
+    gene_ids: Sequence[str],
+    scaling_mean: np.ndarray,
+    scaling_std: np.ndarray,
+    measure: str,
     settings: Any,
 ) -> SampleChecks:
-    """Rule ``sample_checks``: fit on the real training samples of the split table, set the
-    thresholds on its validation samples, write the checks beside the model.
+    """``fit_sample_checks`` on the split table's real ``train`` samples (thresholds on its
+    ``val`` samples), read from the per-tissue expression files: never a synthetic row (those
+    live in the augmented files) nor a test sample.
 
     ``settings``: ``rnaseq_saliency.settings.SampleCheckSettings``.
     """
     from rnaseq_saliency.datasets import load_split_rows, read_samples
-    from rnaseq_saliency.model import load_model
 
-    model = load_model(model_dir)
     samples = read_samples(samples_tsv)
     train = load_split_rows(expression_files, samples, "train")
     val = load_split_rows(expression_files, samples, "val")
     for rows, split in ((train, "training"), (val, "validation")):
-        if rows.gene_ids != list(model.gene_ids):
+        if rows.gene_ids != list(gene_ids):
             raise ValueError(
-                f"{samples_tsv}: the {split} samples' expression files hold other genes than the "
-                f"model in {model_dir}"
+                f"{samples_tsv}: the {split} samples' expression files hold other genes than "
+                "the model"
             )
     if not val.sample_ids:
         raise ValueError(
@@ -618,19 +621,41 @@ def run_fit(
         len(train.sample_ids),
         len(val.sample_ids),
     )
-    checks = fit_sample_checks(
+    return fit_sample_checks(
         train.matrix,
         train.tissues,
         val.matrix,
         val.tissues,
-        gene_ids=model.gene_ids,
-        scaling_mean=model.mean,
-        scaling_std=model.std,
-        measure=str(model.metadata.get("config", {}).get("data", {}).get("measure", "tpm")),
+        gene_ids=gene_ids,
+        scaling_mean=scaling_mean,
+        scaling_std=scaling_std,
+        measure=measure,
         novelty_rate=settings.novelty_rate,
         novelty_method=settings.novelty_method,
         mixture_rate=settings.mixture_rate,
         seed=settings.seed,
+    )
+
+
+def run_fit(
+    model_dir: str | os.PathLike[str],
+    expression_files: Sequence[str | os.PathLike[str]],
+    samples_tsv: str | os.PathLike[str],
+    settings: Any,
+) -> SampleChecks:
+    """Rule ``sample_checks``: ``fit_from_split`` with the model's genes and scaling; the checks
+    are written beside the model."""
+    from rnaseq_saliency.model import load_model
+
+    model = load_model(model_dir)
+    checks = fit_from_split(
+        expression_files,
+        samples_tsv,
+        gene_ids=model.gene_ids,
+        scaling_mean=model.mean,
+        scaling_std=model.std,
+        measure=str(model.metadata.get("config", {}).get("data", {}).get("measure", "tpm")),
+        settings=settings,
     )
     write_sample_checks(checks, model_dir)
     return checks
