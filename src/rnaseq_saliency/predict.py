@@ -812,8 +812,12 @@ def run_predict(
     method: str | os.PathLike[str] = "auto",
     saliency: SaliencySettings = DEFAULT_SALIENCY,
     threads: int | None = None,
+    figures: bool = True,
 ) -> PredictResult:
     """The ``predict`` rule and command: load the model and input, predict, explain, write.
+
+    ``figures`` False (the command's ``--no-figures``) writes no per-sample figure (and leaves
+    the ``figure`` column empty): the tables hold every number the figures draw.
 
     ``method`` is what ``resolve_method`` takes; ``saliency`` says how the method runs (the
     workflow's ``saliency`` settings: sign, batch size, options).
@@ -847,7 +851,10 @@ def run_predict(
         checks=checks,
         **options,
     )
-    write_figures(result, figures_dir, chosen, saliency.abs)
+    if figures:
+        write_figures(result, figures_dir, chosen, saliency.abs)
+    else:
+        result.predictions["figure"] = ""
     write_sample_top_genes(result.top_genes, top_genes_path)
     write_sample_predictions(result.predictions, predictions_path)
     counts = result.predictions["tissue_1"].value_counts()
