@@ -64,6 +64,11 @@ def evaluation_targets(workdir: Path) -> list[tuple[str, str, str]]:
     ten = mixtures.loc[0.1]
     summary = json.loads((evaluation / "summary.json").read_text())
     calibration = summary.get("calibration", {})
+    nan = float("nan")
+    nll = (
+        f"{calibration.get('nll_before', nan):.4f} -> {calibration.get('nll_after', nan):.4f} "
+        f"(T = {calibration.get('temperature', nan):.3g})"
+    )
     wrong = test.loc[~test["correct"].map(as_bool), "probability"]
     return [
         ("clean test samples flagged novel", "<= 3%", f"{100 * novel.mean():.1f}% of {len(test)}"),
@@ -81,8 +86,7 @@ def evaluation_targets(workdir: Path) -> list[tuple[str, str, str]]:
         (
             "test NLL before -> after temperature scaling",
             "lower after",
-            f"{calibration.get('nll_before', float('nan')):.4f} -> "
-            f"{calibration.get('nll_after', float('nan')):.4f} (T = {calibration.get('temperature', float('nan')):.3g})",
+            nll,
         ),
         (
             "wrongly called test samples: median calibrated probability",

@@ -138,7 +138,9 @@ def test_mixtures_of_held_out_samples_are_estimated_and_flagged(data, checks) ->
     labels = np.asarray(tissues)
     blood, testis = test[labels == "whole_blood"][:10], test[labels == "testis"][:10]
     for fraction in (0.1, 0.3):
-        mixed = np.stack([me.mix(a, b, fraction, "tpm") for a, b in zip(blood, testis)])
+        mixed = np.stack(
+            [me.mix(a, b, fraction, "tpm") for a, b in zip(blood, testis, strict=True)]
+        )
         table = sc.check_samples(checks, mixed, ["whole_blood"] * len(mixed))
         assert table["foreign_organ"].eq("Testis").all()
         assert np.abs(table["foreign_fraction"] - fraction).mean() < 0.03
@@ -152,7 +154,7 @@ def test_tissues_of_one_organ_are_reported_never_flagged(data, checks) -> None:
     labels = np.asarray(tissues)
     cortex = test[labels == "brain_cortex"][:10]
     cerebellum = test[labels == "brain_cerebellum"][:10]
-    mixed = np.stack([me.mix(a, b, 0.5, "tpm") for a, b in zip(cortex, cerebellum)])
+    mixed = np.stack([me.mix(a, b, 0.5, "tpm") for a, b in zip(cortex, cerebellum, strict=True)])
     table = sc.check_samples(checks, mixed, ["brain_cortex"] * len(mixed))
     assert not table["possible_mixture"].any()
     shown = set(table["component_1"]) | set(table["component_2"])
@@ -167,7 +169,7 @@ def test_checks_round_trip_through_their_files(data, checks, tmp_path) -> None:
         sc.check_samples(checks, test, tissues), sc.check_samples(again, test, tissues)
     )
     (tmp_path / sc.JSON_FILE).write_text('{"format": "other"}')
-    with pytest.raises(sc.SampleChecksError, match="sample_checks.json"):
+    with pytest.raises(sc.SampleChecksError, match=r"sample_checks\.json"):
         sc.read_sample_checks(tmp_path)
 
 
