@@ -18,6 +18,12 @@ divided by the temperature fitted on the validation split after training (model.
 temperature and the top-label ECE (15 equal-width bins) and NLL of the evaluated split before
 and after it; ``calibration.png`` is the reliability diagram.
 
+With ``checks`` (the sample checks stored with the model, ``rnaseq_saliency.sample_checks``),
+``predictions.tsv`` also holds their columns per sample (``call_trusted``, ``novelty_score``,
+``novel``, the mixture components, ``foreign_organ``, ``foreign_fraction``,
+``possible_mixture``; the call tested is ``predicted``) and ``summary.json`` a ``sample_checks``
+section with the evaluated split's novel and possible-mixture rates.
+
 Metrics follow scikit-learn's definitions (``classification_report(output_dict=True,
 zero_division=0)``) over the model's output tissues, so a tissue that is never predicted
 scores precision 0 rather than being dropped from the macro average.
@@ -915,9 +921,7 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Write every evaluation output (``OUTPUT_KEYS`` of ``outputs``) for a loaded model.
 
-    See the module docstring for what ``test_opt`` 0, 1 and 2 evaluate. Returns the summary.
-    ``checks`` (``rnaseq_saliency.sample_checks.SampleChecks``) adds the novelty and mixture
-    columns to predictions.tsv and a ``sample_checks`` section to summary.json.
+    See the module docstring for what ``test_opt`` 0, 1 and 2 evaluate (and ``checks``).
     """
     samples = _read_checked_samples(model, samples_tsv, outputs, test_opt)
     labels = list(model.tissues)
@@ -930,8 +934,7 @@ def evaluate_model(
     evaluated_rows = rows_by_split[split]
 
     predictions = predictions_table(model, rows_by_split)
-    if checks is not None:
-        predictions = _with_sample_checks(predictions, checks, rows_by_split)
+    predictions = _with_sample_checks(predictions, checks, rows_by_split)
     write_predictions(predictions, outputs["predictions"])
     evaluated = predictions.loc[predictions["split"] == split]
     y_true = evaluated["tissue"].tolist()
@@ -989,9 +992,12 @@ def evaluate_model(
 def _with_sample_checks(
     predictions: pd.DataFrame, checks: Any, rows_by_split: Mapping[str, LabelledRows]
 ) -> pd.DataFrame:
-    """predictions.tsv with the sample checks' columns (rows in ``rows_by_split`` order)."""
+    """predictions.tsv with the sample checks' columns (rows in ``rows_by_split`` order), or
+    as it is without checks."""
     from rnaseq_saliency.sample_checks import check_genes, with_checks
 
+    if checks is None:
+        return predictions
     raw = np.concatenate([rows.matrix for rows in rows_by_split.values()])
     check_genes(checks, next(iter(rows_by_split.values())).gene_ids, "evaluate")
     return with_checks(predictions, checks, raw, predictions["predicted"].tolist())

@@ -33,6 +33,10 @@ Outputs (``run_predict``):
   tissues; calibrated probabilities, softmax(logits / T) with the model's temperature T, best
   first, ties in model output order as ``evaluate`` breaks them), ``missing_genes`` (model
   genes filled with the training mean), ``figure`` (the file name of the sample's figure);
+  with the sample checks stored beside the model (``rnaseq_saliency.sample_checks``), their
+  columns come before ``missing_genes``: ``call_trusted`` (false for a novel sample),
+  ``novelty_score``, ``novel``, ``component_1``/``fraction_1`` ... ``_3`` (the largest mixture
+  components), ``foreign_organ``, ``foreign_fraction`` and ``possible_mixture``;
 - ``saliency_top_genes.tsv``: per sample its ``top_n`` genes: ``sample_id``, ``predicted``,
   ``rank`` (1 = most salient), ``gene_id`` and ``gene_name`` (the model's), ``saliency`` (the
   map value in [0, 1] of the configured method, target = the predicted tissue, min-max scaled
