@@ -260,3 +260,66 @@ def test_every_new_output_column_is_documented() -> None:
     columns = [*sc.PREDICTION_CHECK_COLUMNS, *me.MIXTURE_COLUMNS]
     missing = [c for c in columns if not re.search(rf"`{c}`", readme)]
     assert not missing, f"README.md does not document {missing}"
+
+
+def test_predict_writes_the_checks_and_marks_a_novel_call(data, checks, tmp_path, caplog) -> None:
+    """predict --model alone carries the checks: columns before missing_genes, a novel
+    sample's call marked untrusted in the table and the log."""
+    import logging
+
+    from rnaseq_saliency import model as md
+    from rnaseq_saliency.predict import run_predict
+
+    architecture = md.resolve_architecture(N_GENES, len(TISSUES), hidden=(8, 8, 8))
+    md.save_model(
+        tmp_path / "model",
+        md.network_from_architecture(architecture),
+        architecture,
+        md.Scaler(checks.scaling_mean, checks.scaling_std),
+        checks.gene_ids,
+        [f"G{i}" for i in range(N_GENES)],
+        checks.tissues,
+        config={"data": {"measure": "tpm"}},
+    )
+    sc.write_sample_checks(checks, tmp_path / "model")
+    test, _ = data["test"]
+    rng = np.random.default_rng(2)
+    raw = np.vstack([test[:3], rng.lognormal(1, 2, (1, N_GENES))])
+    table = pd.DataFrame(raw.T, index=checks.gene_ids, columns=["A", "B", "C", "NOISE"])
+    table.index.name = "gene_id"
+    table.to_csv(tmp_path / "input.tsv", sep="\t")
+    with caplog.at_level(logging.WARNING):
+        run_predict(
+            tmp_path / "model",
+            tmp_path / "input.tsv",
+            tmp_path / "out/predictions.tsv",
+            tmp_path / "out/top.tsv",
+            tmp_path / "out/figures",
+            method="gradient",
+        )
+    written = pd.read_csv(tmp_path / "out/predictions.tsv", sep="\t").set_index("sample_id")
+    columns = list(written.columns)
+    at = columns.index("missing_genes")
+    assert columns[at - len(sc.PREDICTION_CHECK_COLUMNS) : at] == sc.PREDICTION_CHECK_COLUMNS
+    assert bool(written.loc["NOISE", "novel"]) and not bool(written.loc["NOISE", "call_trusted"])
+    assert not written.loc[["A", "B", "C"], "novel"].any()
+    assert any(
+        "NOISE: novel" in r.getMessage() and "not to be trusted" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_figure_title_says_novel_and_mixture() -> None:
+    from rnaseq_saliency.predict import figure_note
+
+    assert figure_note({"tissue_1": "liver"}) == ""
+    assert "NOVEL" in figure_note({"novel": True, "possible_mixture": False})
+    note = figure_note(
+        {
+            "novel": False,
+            "possible_mixture": True,
+            "foreign_fraction": 0.12,
+            "foreign_organ": "Testis",
+        }
+    )
+    assert note == "possible mixture: 12% Testis"

@@ -790,11 +790,12 @@ def resolve_method(method: str | os.PathLike[str], model_dir: str | os.PathLike[
 
 
 def _sample_checks_of(model_dir: str | os.PathLike[str]) -> Any:
-    """The sample checks stored with the model; None (with a warning) for a model without."""
+    """The sample checks stored with the model; None (logged) for a model without them."""
     from rnaseq_saliency.sample_checks import JSON_FILE, read_sample_checks
 
     if not (Path(model_dir) / JSON_FILE).is_file():
-        log.warning(
+        # A documented fallback (a model trained before the checks existed), so not a warning.
+        log.info(
             "no %s in %s: predictions come without the novelty and mixture checks (the "
             "workflow's rule sample_checks fits them)",
             JSON_FILE,
@@ -839,8 +840,8 @@ def run_predict(
     if threads:
         torch.set_num_threads(int(threads))
     model = load_model(model_dir)
-    checks = _sample_checks_of(model_dir)
     samples = read_input_matrix(input_path, threads=int(threads or 1))
+    checks = _sample_checks_of(model_dir)
     chosen = resolve_method(method, model_dir)
     options = saliency.options_of(chosen)
     result = predict_samples(

@@ -704,11 +704,10 @@ def log_flagged(predictions: pd.DataFrame, call_column: str, limit: int = 20) ->
         call = getattr(row, call_column)
         if row.novel:
             log.warning(
-                "%s: novel (score %.3g > %s): like none of the training tissues; the call %s is "
-                "not to be trusted",
+                "%s: novel (novelty score %.3g): like none of the training tissues; the call %s "
+                "is not to be trusted",
                 row.sample_id,
                 row.novelty_score,
-                "threshold",
                 call,
             )
         if row.possible_mixture:
