@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/sample_checks.py [WORKDIR] [--threads 2] [--n-samples 1000]
 
 WORKDIR (default: the repository) must hold a run with ``results/evaluation/summary.json``,
-``predictions.tsv`` and ``mixtures.tsv`` and the model with its sample checks
+``predictions.tsv``, ``sample_checks.tsv`` and ``mixtures.tsv`` and the model with its sample checks
 (``results/model/sample_checks.json``), e.g. after
 ``snakemake --cores 2 results/evaluation/summary.json results/evaluation/mixtures.tsv``.
 
@@ -11,7 +11,7 @@ Prints two tables:
 
 1. each "Done when" target of issue 19 with the measured value: 10 log-normal noise profiles,
    a flat profile (every gene 10 TPM) and 5 gene-shuffled test samples flagged novel; the clean
-   test samples flagged novel and possible_mixture (evaluate's predictions.tsv); the 10%
+   test samples flagged novel and possible_mixture (sample_checks.tsv); the 10%
    mixtures flagged and their fraction error (mixtures.tsv); the test NLL before and after
    temperature scaling (summary.json) and the wrongly called test samples' median calibrated
    probability (predictions.tsv);
@@ -55,11 +55,14 @@ def novelty_targets(workdir: Path, checks, test) -> list[tuple[str, str, str]]:
 
 def evaluation_targets(workdir: Path) -> list[tuple[str, str, str]]:
     evaluation = workdir / "results/evaluation"
-    predictions = pd.read_csv(evaluation / "predictions.tsv", sep="\t")
+    from rnaseq_saliency.evaluate import read_predictions
+    from rnaseq_saliency.evaluate_checks import read_held_out
+
+    held_out = read_held_out(evaluation / "sample_checks.tsv")
+    novel = held_out.loc[held_out["split"] == "test", "novel"]
+    mixture = held_out.loc[held_out["split"] == "test", "possible_mixture"]
+    predictions = read_predictions(evaluation / "predictions.tsv")
     test = predictions.loc[predictions["split"] == "test"]
-    as_bool = {"true": True, "false": False, True: True, False: False}
-    novel = test["novel"].map(as_bool)
-    mixture = test["possible_mixture"].map(as_bool)
     mixtures = pd.read_csv(evaluation / "mixtures.tsv", sep="\t").set_index("minor_fraction")
     ten = mixtures.loc[0.1]
     summary = json.loads((evaluation / "summary.json").read_text())
@@ -69,7 +72,7 @@ def evaluation_targets(workdir: Path) -> list[tuple[str, str, str]]:
         f"{calibration.get('nll_before', nan):.4f} -> {calibration.get('nll_after', nan):.4f} "
         f"(T = {calibration.get('temperature', nan):.3g})"
     )
-    wrong = test.loc[~test["correct"].map(as_bool), "probability"]
+    wrong = test.loc[~test["correct"], "probability"].astype(float)
     return [
         ("clean test samples flagged novel", "<= 3%", f"{100 * novel.mean():.1f}% of {len(test)}"),
         ("clean test samples flagged possible_mixture", "<= 5%", f"{100 * mixture.mean():.1f}%"),

@@ -18,5 +18,4 @@ with rule_log(snakemake) as log:
         test_opt=snakemake.params.settings.test_opt(snakemake.config),
         seed=snakemake.params.settings.seed,
         threads=snakemake.threads,
-        checks_dir=Path(snakemake.input.checks).parent,
     )

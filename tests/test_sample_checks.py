@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnaseq_saliency import mixture_evaluation as me
+from rnaseq_saliency import evaluate_checks as me
 from rnaseq_saliency import sample_checks as sc
 from rnaseq_saliency.expression import ExpressionTable, write_expression
 from rnaseq_saliency.settings import SampleCheckSettings
@@ -323,3 +323,23 @@ def test_figure_title_says_novel_and_mixture() -> None:
         }
     )
     assert note == "possible mixture: 12% Testis"
+
+
+def test_held_out_table_round_trips_with_every_split(data, checks, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    rows = {
+        split: SimpleNamespace(
+            matrix=data[split][0],
+            tissues=data[split][1],
+            sample_ids=[f"{split}{i}" for i in range(len(data[split][1]))],
+        )
+        for split in ("val", "test")
+    }
+    table = me.held_out_checks(checks, lambda raw: _nearest(checks, raw), rows)
+    assert list(table.columns) == me.HELD_OUT_COLUMNS
+    assert table["split"].value_counts().to_dict() == {"val": 200, "test": 200}
+    me.write_held_out(table, tmp_path / "sample_checks.tsv")
+    again = me.read_held_out(tmp_path / "sample_checks.tsv")
+    pd.testing.assert_series_equal(again["novel"], table["novel"])
+    assert (again["call_trusted"] == ~again["novel"]).all()

@@ -18,12 +18,6 @@ divided by the temperature fitted on the validation split after training (model.
 temperature and the top-label ECE (15 equal-width bins) and NLL of the evaluated split before
 and after it; ``calibration.png`` is the reliability diagram.
 
-With ``checks`` (the sample checks stored with the model, ``rnaseq_saliency.sample_checks``),
-``predictions.tsv`` also holds their columns per sample (``call_trusted``, ``novelty_score``,
-``novel``, the mixture components, ``foreign_organ``, ``foreign_fraction``,
-``possible_mixture``; the call tested is ``predicted``) and ``summary.json`` a ``sample_checks``
-section with the evaluated split's novel and possible-mixture rates.
-
 Metrics follow scikit-learn's definitions (``classification_report(output_dict=True,
 zero_division=0)``) over the model's output tissues, so a tissue that is never predicted
 scores precision 0 rather than being dropped from the macro average.
@@ -603,12 +597,9 @@ def _write_text(text: str, path: str | os.PathLike[str]) -> None:
 
 
 def write_predictions(predictions: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write ``predictions.tsv``; ``correct`` (and the checks' flags) as ``true``/``false``."""
+    """Write ``predictions.tsv``; ``correct`` as lowercase ``true``/``false``."""
     table = predictions.copy()
     table["correct"] = np.where(table["correct"].astype(bool), "true", "false")
-    for column in table.columns:
-        if table[column].dtype == bool:
-            table[column] = np.where(table[column], "true", "false")
     _write_tsv(table, path)
 
 
@@ -833,7 +824,6 @@ def _write_summary(
     n_evaluated: int,
     outputs: Mapping[str, str | os.PathLike[str]],
     calibration: dict[str, Any],
-    sample_checks: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The summary JSON and the HTML report comparing the model with the baseline."""
     result = summary(
@@ -843,12 +833,7 @@ def _write_summary(
         n_donors=int(donors.nunique()),
         n_model_parameters=_count_parameters(model.network),
         test_opt=test_opt,
-        extra={
-            "seed": seed,
-            "tissue_order": order,
-            "calibration": calibration,
-            **({"sample_checks": sample_checks} if sample_checks else {}),
-        },
+        extra={"seed": seed, "tissue_order": order, "calibration": calibration},
     )
     comparison = {"model": result["model"], "baseline (logistic regression)": result["baseline"]}
     page_title = f"Classification report, {SPLIT_NAMES[split]} samples (n = {n_evaluated})"
@@ -917,11 +902,10 @@ def evaluate_model(
     seed: int,
     *,
     baseline_max_iter: int = BASELINE_MAX_ITER,
-    checks: Any = None,
 ) -> dict[str, Any]:
     """Write every evaluation output (``OUTPUT_KEYS`` of ``outputs``) for a loaded model.
 
-    See the module docstring for what ``test_opt`` 0, 1 and 2 evaluate (and ``checks``).
+    See the module docstring for what ``test_opt`` 0, 1 and 2 evaluate. Returns the summary.
     """
     samples = _read_checked_samples(model, samples_tsv, outputs, test_opt)
     labels = list(model.tissues)
@@ -934,7 +918,6 @@ def evaluate_model(
     evaluated_rows = rows_by_split[split]
 
     predictions = predictions_table(model, rows_by_split)
-    predictions = _with_sample_checks(predictions, checks, rows_by_split)
     write_predictions(predictions, outputs["predictions"])
     evaluated = predictions.loc[predictions["split"] == split]
     y_true = evaluated["tissue"].tolist()
@@ -983,40 +966,9 @@ def evaluate_model(
         len(evaluated),
         outputs,
         calibration,
-        _checks_section(evaluated, split),
     )
     _log_results(result, split_name, test_opt, model_report, baseline)
     return result
-
-
-def _with_sample_checks(
-    predictions: pd.DataFrame, checks: Any, rows_by_split: Mapping[str, LabelledRows]
-) -> pd.DataFrame:
-    """predictions.tsv with the sample checks' columns (rows in ``rows_by_split`` order), or
-    as it is without checks."""
-    from rnaseq_saliency.sample_checks import check_genes, with_checks
-
-    if checks is None:
-        return predictions
-    raw = np.concatenate([rows.matrix for rows in rows_by_split.values()])
-    check_genes(checks, next(iter(rows_by_split.values())).gene_ids, "evaluate")
-    return with_checks(predictions, checks, raw, predictions["predicted"].tolist())
-
-
-def _checks_section(evaluated: pd.DataFrame, split: str) -> dict[str, Any] | None:
-    """summary.json's ``sample_checks``: novel and possible-mixture rates of the evaluated split."""
-    if "novel" not in evaluated.columns:
-        return None
-    from rnaseq_saliency.sample_checks import checks_summary
-
-    section = {"split": split, **checks_summary(evaluated)}
-    log.info(
-        "sample checks on the %s samples: %.1f%% novel, %.1f%% possible mixtures",
-        SPLIT_NAMES[split],
-        100 * section["novel_rate"],
-        100 * section["possible_mixture_rate"],
-    )
-    return section
 
 
 def run_evaluation(
@@ -1029,12 +981,10 @@ def run_evaluation(
     seed: int,
     *,
     threads: int | None = None,
-    checks_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Load the model from ``model_dir`` and write the evaluation outputs (``evaluate_model``).
 
-    ``threads`` caps torch's and the BLAS libraries' threads (the rule's ``threads``);
-    ``checks_dir``: where the sample checks are (``rnaseq_saliency.sample_checks``), if any.
+    ``threads`` caps torch's and the BLAS libraries' threads (the rule's ``threads``).
     """
     import torch
     from threadpoolctl import threadpool_limits
@@ -1044,19 +994,7 @@ def run_evaluation(
     if threads:
         torch.set_num_threads(threads)
     model = load_model(model_dir)
-    checks = None
-    if checks_dir is not None:
-        from rnaseq_saliency.sample_checks import read_sample_checks
-
-        checks = read_sample_checks(checks_dir)
     with threadpool_limits(limits=threads):
         return evaluate_model(
-            model,
-            augmented_files,
-            expression_files,
-            samples_tsv,
-            outputs,
-            test_opt,
-            seed,
-            checks=checks,
+            model, augmented_files, expression_files, samples_tsv, outputs, test_opt, seed
         )

@@ -326,7 +326,7 @@ class SampleCheckSettings(NamedTuple):
 
 
 class MixtureEvaluationSettings(NamedTuple):
-    """Rule ``mixtures``: the synthetic mixtures of held-out samples that test the checks."""
+    """Rule ``evaluate_checks``: the synthetic mixtures of test samples that test the checks."""
 
     pairs: int
     fractions: tuple[float, ...]
@@ -359,7 +359,7 @@ RULE_SETTINGS: dict[str, tuple[type, ...]] = {
     "saliency_methods": (TissueSelection, TopGenesSettings),
     "predict": (SaliencySettings, PredictSettings),
     "sample_checks": (SampleCheckSettings,),
-    "mixtures": (MixtureEvaluationSettings,),
+    "evaluate_checks": (MixtureEvaluationSettings,),
 }
 
 RUNTIME_KEYS: dict[str, str] = {

@@ -160,6 +160,7 @@ def final_targets():
         "results/saliency/methods.png",
         # Issue 19: the novelty and mixture checks beside the model, and their evaluation.
         "results/model/sample_checks.json",
+        "results/evaluation/sample_checks.tsv",
         "results/evaluation/mixtures.tsv",
         "results/evaluation/mixtures.png",
         *predict,

@@ -2,8 +2,6 @@ rule evaluate:
     input:
         weights="results/model/model.safetensors",
         model_json="results/model/model.json",
-        checks="results/model/sample_checks.json",
-        checks_arrays="results/model/sample_checks.safetensors",
         augmented=augmented_files(),
         expression=expression_files(),
         samples="results/split/samples.tsv",
@@ -58,7 +56,7 @@ rule evaluate:
         "../../scripts/evaluate.py"
 
 
-rule mixtures:
+rule evaluate_checks:
     input:
         weights="results/model/model.safetensors",
         model_json="results/model/model.json",
@@ -67,6 +65,7 @@ rule mixtures:
         expression=expression_files(),
         samples="results/split/samples.tsv",
     output:
+        held_out="results/evaluation/sample_checks.tsv",
         table=report(
             "results/evaluation/mixtures.tsv",
             caption="../report/mixtures.rst",
@@ -78,13 +77,13 @@ rule mixtures:
             category="4. Evaluation",
         ),
     log:
-        "logs/mixtures.log",
+        "logs/evaluate_checks.log",
     benchmark:
-        "benchmarks/mixtures.tsv"
+        "benchmarks/evaluate_checks.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: workflow.cores
     params:
         settings=MixtureEvaluationSettings.from_config(config),
     script:
-        "../../scripts/mixtures.py"
+        "../../scripts/evaluate_checks.py"

@@ -1,7 +1,14 @@
-"""How well the sample checks find mixtures: synthetic mixtures of held-out TEST samples.
+"""The sample checks on held-out samples, and how well they find synthetic mixtures of them.
 
+Rule ``evaluate_checks`` (a rule of its own rather than part of ``evaluate``, so that a change of
+the checks' settings reruns neither evaluate nor the saliency maps that read its predictions).
 This is evaluation, so test samples are used here, and only here: nothing fitted sees them (the
 checks and the model were fitted on training samples, their thresholds on validation samples).
+
+``results/evaluation/sample_checks.tsv`` (``HELD_OUT_COLUMNS``): every real validation and test
+sample with its tissue, split, the model's call (``predicted``) and the checks' columns
+(``rnaseq_saliency.sample_checks.PREDICTION_CHECK_COLUMNS``), flags as ``true``/``false``.
+
 For a seeded sample of ordered pairs (major, minor) of tissues from different organs (SMTS),
 each pair draws one test sample of each tissue and mixes them on linear expression, TPM as is
 (read counts after scaling both samples to their mean library size), at each minor fraction f:
@@ -29,14 +36,17 @@ import pandas as pd
 
 from rnaseq_saliency.fileio import atomic_path
 from rnaseq_saliency.sample_checks import (
+    PREDICTION_CHECK_COLUMNS,
     SampleChecks,
     check_samples,
     mixture_fractions,
     organ_fractions,
+    with_checks,
 )
 
 log = logging.getLogger(__name__)
 
+HELD_OUT_COLUMNS = ["sample_id", "tissue", "split", "predicted", *PREDICTION_CHECK_COLUMNS]
 MIXTURE_COLUMNS = [
     "minor_fraction",
     "n_samples",
@@ -195,17 +205,74 @@ def plot_mixtures(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     plt.close(figure)
 
 
-def run_mixtures(
+def held_out_checks(
+    checks: SampleChecks,
+    classify: Callable[[np.ndarray], Sequence[str]],
+    rows_by_split: dict[str, Any],
+) -> pd.DataFrame:
+    """The ``HELD_OUT_COLUMNS`` table of the real samples of each split (``LabelledRows``)."""
+    blocks = []
+    for split, rows in rows_by_split.items():
+        if not rows.sample_ids:
+            continue
+        called = list(classify(rows.matrix))
+        table = pd.DataFrame(
+            {
+                "sample_id": rows.sample_ids,
+                "tissue": rows.tissues,
+                "split": split,
+                "predicted": called,
+            }
+        )
+        blocks.append(with_checks(table, checks, rows.matrix, called))
+        log.info(
+            "%s samples: %.1f%% novel, %.1f%% possible mixtures (of %d)",
+            split,
+            100 * blocks[-1]["novel"].mean(),
+            100 * blocks[-1]["possible_mixture"].mean(),
+            len(called),
+        )
+    if not blocks:
+        return pd.DataFrame({column: [] for column in HELD_OUT_COLUMNS})
+    return pd.concat(blocks, ignore_index=True)[HELD_OUT_COLUMNS]
+
+
+def write_held_out(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write ``sample_checks.tsv`` (``read_held_out`` reads it back); flags as true/false."""
+    table = table[HELD_OUT_COLUMNS].copy()
+    for column in ("call_trusted", "novel", "possible_mixture"):
+        table[column] = np.where(table[column].astype(bool), "true", "false")
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
+
+
+def read_held_out(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read ``sample_checks.tsv``; the flags become bool columns."""
+    table = pd.read_csv(path, sep="\t", keep_default_na=False)
+    missing = [c for c in HELD_OUT_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; expected {HELD_OUT_COLUMNS}")
+    for column in ("call_trusted", "novel", "possible_mixture"):
+        table[column] = table[column].astype(str).str.lower().map({"true": True, "false": False})
+        if table[column].isna().any():
+            raise ValueError(f"{path}: column {column!r} holds values other than true/false")
+        table[column] = table[column].astype(bool)
+    return table
+
+
+def run_evaluate_checks(
     model_dir: str | os.PathLike[str],
     expression_files: Sequence[str | os.PathLike[str]],
     samples_tsv: str | os.PathLike[str],
+    held_out_path: str | os.PathLike[str],
     table_path: str | os.PathLike[str],
     figure_path: str | os.PathLike[str],
     settings: Any,
     *,
     threads: int | None = None,
 ) -> pd.DataFrame:
-    """Rule ``mixtures``: evaluate the checks stored with the model on the test samples.
+    """Rule ``evaluate_checks``: the checks stored with the model on the validation and test
+    samples (``sample_checks.tsv``), and on mixtures of test samples (table and figure).
 
     ``settings``: ``rnaseq_saliency.settings.MixtureEvaluationSettings``.
     """
@@ -220,7 +287,12 @@ def run_mixtures(
     model = load_model(model_dir)
     checks = read_sample_checks(model_dir)
     check_genes(checks, model.gene_ids, str(model_dir))
-    test = load_split_rows(expression_files, read_samples(samples_tsv), "test")
+    samples = read_samples(samples_tsv)
+    rows_by_split = {
+        split: load_split_rows(expression_files, samples, split) for split in ("val", "test")
+    }
+    write_held_out(held_out_checks(checks, model.predict, rows_by_split), held_out_path)
+    test = rows_by_split["test"]
     if not test.sample_ids:
         raise ValueError(f"{samples_tsv}: no test samples to mix")
     table = evaluate_mixtures(
