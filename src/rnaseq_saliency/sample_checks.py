@@ -76,7 +76,8 @@ BASELINE_QUANTILE = 0.9
 # Below 2% a fraction is within what the fit of a clean sample wanders by: never a mixture.
 MIN_MIXTURE_THRESHOLD = 0.02
 N_COMPONENTS_SHOWN = 3
-# Columns added to predictions.tsv (evaluate and predict), in order; documented in README.md.
+# The checks' columns, in order (predict's predictions.tsv, evaluate_checks' sample_checks.tsv);
+# documented in README.md.
 CHECK_COLUMNS = [
     "novelty_score",
     "novel",
@@ -663,7 +664,7 @@ def run_fit(
 
 # ----------------------------------------------------------------------------- callers
 
-# What evaluate and predict add to predictions.tsv, in order: ``call_trusted`` is False for a
+# What predict and evaluate_checks write per sample, in order: ``call_trusted`` is False for a
 # novel sample, whose tissue call is not to be trusted.
 PREDICTION_CHECK_COLUMNS = ["call_trusted", *CHECK_COLUMNS]
 
@@ -684,17 +685,6 @@ def with_checks(
     columns = list(predictions.columns)
     merged = pd.concat([predictions, table], axis=1)
     return merged[columns[:at] + PREDICTION_CHECK_COLUMNS + columns[at:]]
-
-
-def checks_summary(predictions: pd.DataFrame) -> dict[str, Any]:
-    """Rates of a predictions table with the check columns (summary.json's section)."""
-    return {
-        "n_samples": len(predictions),
-        "novel_rate": float(predictions["novel"].mean()) if len(predictions) else 0.0,
-        "possible_mixture_rate": (
-            float(predictions["possible_mixture"].mean()) if len(predictions) else 0.0
-        ),
-    }
 
 
 def log_flagged(predictions: pd.DataFrame, call_column: str, limit: int = 20) -> None:
