@@ -98,6 +98,19 @@ def test_the_workflow_writes_every_target(demo_run: Path) -> None:
     for key in ("ece_before", "ece_after", "nll_before", "nll_after"):
         assert 0 <= calibration[key] < float("inf"), key
     assert (results / "evaluation/calibration.png").stat().st_size > 0
+    # Issue 19: the sample checks beside the model; held-out samples and mixtures checked.
+    from rnaseq_saliency.evaluate_checks import read_held_out, read_mixtures
+    from rnaseq_saliency.sample_checks import read_sample_checks
+
+    checks = read_sample_checks(results / "model")
+    assert checks.tissues == sorted(SMALL_CONFIG["data"]["tissues"])
+    held_out = read_held_out(results / "evaluation/sample_checks.tsv")
+    assert set(held_out["split"]) == {"val", "test"}
+    assert held_out["novel"].mean() < 0.2
+    mixtures = read_mixtures(results / "evaluation/mixtures.tsv")
+    assert mixtures["minor_fraction"].tolist() == [0, 0.05, 0.1, 0.2, 0.3, 0.5]
+    assert mixtures["flagged_rate"].iloc[-1] > 0.5
+    assert (results / "evaluation/mixtures.png").stat().st_size > 0
     history = pd.read_csv(results / "model/history.tsv", sep="\t")
     assert 1 <= len(history) <= 4
     assert any((results / "tensorboard").rglob("events.out.tfevents.*"))
@@ -463,6 +476,12 @@ ALTERNATIVES: dict[str, object] = {
     "sweep.train.weight_decay": [0.01],
     "sweep.augment.method": ["none"],
     "sweep.augment.min_samples": [10],
+    "sample_checks.novelty_rate": 0.02,
+    "sample_checks.novelty_method": "pca_distance",
+    "sample_checks.mixture_rate": 0.05,
+    "sample_checks.mixture_pairs": 10,
+    "sample_checks.mixture_fractions": [0.1],
+    "sample_checks.seed": 1,
 }
 # Keys without an offline alternative that this test can run, and why.
 NOT_DRY_RUN = {

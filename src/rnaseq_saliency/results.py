@@ -53,6 +53,18 @@ OWNERS: dict[str, Owner] = {
     "results/figures/training_curves.png": Owner("figures_training", "plot_training_curves", None),
     **{f"results/model/{name}": owner for name, owner in _MODEL.items()},
     **{f"results/evaluation/{name}": owner for name, owner in _EVALUATION.items()},
+    # Issue 19: the sample checks beside the model, and their evaluation (rule evaluate_checks).
+    "results/model/sample_checks.json": Owner(
+        "sample_checks", "write_sample_checks", "read_sample_checks"
+    ),
+    "results/model/sample_checks.safetensors": Owner(
+        "sample_checks", "write_sample_checks", "read_sample_checks"
+    ),
+    "results/evaluation/sample_checks.tsv": Owner(
+        "evaluate_checks", "write_held_out", "read_held_out"
+    ),
+    "results/evaluation/mixtures.tsv": Owner("evaluate_checks", "write_mixtures", "read_mixtures"),
+    "results/evaluation/mixtures.png": Owner("evaluate_checks", "plot_mixtures", None),
     "results/saliency/de_statistic.parquet": Owner(
         "differential", "write_de_table", "read_de_table"
     ),

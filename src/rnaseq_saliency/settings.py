@@ -328,6 +328,34 @@ class PredictSettings(NamedTuple):
     from_config = classmethod(_from_keys)
 
 
+class SampleCheckSettings(NamedTuple):
+    """Rule ``sample_checks``: the novelty and mixture checks fitted beside the model."""
+
+    novelty_rate: float
+    novelty_method: str
+    mixture_rate: float
+    seed: int
+
+    KEYS = (
+        "sample_checks.novelty_rate",
+        "sample_checks.novelty_method",
+        "sample_checks.mixture_rate",
+        "sample_checks.seed",
+    )
+    from_config = classmethod(_from_keys)
+
+
+class MixtureEvaluationSettings(NamedTuple):
+    """Rule ``evaluate_checks``: the synthetic mixtures of test samples that test the checks."""
+
+    pairs: int
+    fractions: tuple[float, ...]
+    seed: int
+
+    KEYS = ("sample_checks.mixture_pairs", "sample_checks.mixture_fractions", "sample_checks.seed")
+    from_config = classmethod(_from_keys)
+
+
 # Rule -> the settings classes its params hold, in params order. Rules not listed read no
 # config key through params (their inputs decide everything).
 RULE_SETTINGS: dict[str, tuple[type, ...]] = {
@@ -353,6 +381,8 @@ RULE_SETTINGS: dict[str, tuple[type, ...]] = {
     "enrichment": (TissueSelection, EnrichmentSettings),
     "enrichment_summary": (TissueSelection,),
     "shortcuts": (TissueSelection, ShortcutSettings),
+    "sample_checks": (SampleCheckSettings,),
+    "evaluate_checks": (MixtureEvaluationSettings,),
 }
 
 RUNTIME_KEYS: dict[str, str] = {

@@ -35,6 +35,10 @@ from rnaseq_saliency.settings import (  # noqa: E402
     ValidationSettings,
 )
 from rnaseq_saliency.tissues import resolve_tissues  # noqa: E402
+from rnaseq_saliency.settings import (  # noqa: E402
+    MixtureEvaluationSettings,
+    SampleCheckSettings,
+)
 
 validate_config(
     config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
@@ -162,6 +166,11 @@ def final_targets():
         "results/saliency/methods.tsv",
         "results/saliency/methods.png",
         *interpretation_targets(),
+        # Issue 19: the novelty and mixture checks beside the model, and their evaluation.
+        "results/model/sample_checks.json",
+        "results/evaluation/sample_checks.tsv",
+        "results/evaluation/mixtures.tsv",
+        "results/evaluation/mixtures.png",
         *predict,
         *SWEEP_TARGETS,  # empty unless sweep.enabled (workflow/rules/sweep.smk)
     ]

@@ -40,3 +40,24 @@ rule training_curves:
         "../../envs/data.yaml"
     script:
         "../../scripts/training_curves.py"
+
+
+rule sample_checks:
+    input:
+        weights="results/model/model.safetensors",
+        model_json="results/model/model.json",
+        expression=expression_files(),
+        samples="results/split/samples.tsv",
+    output:
+        checks="results/model/sample_checks.json",
+        arrays="results/model/sample_checks.safetensors",
+    log:
+        "logs/sample_checks.log",
+    benchmark:
+        "benchmarks/sample_checks.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        settings=SampleCheckSettings.from_config(config),
+    script:
+        "../../scripts/sample_checks.py"
