@@ -52,6 +52,38 @@ PCA_TISSUES = PcaFigureSettings.from_config(config).tissues
 SALIENCY_METHODS = list(config["saliency"]["methods"])
 # Replicate 0 is results/model/ itself; replicates 1.. live in results/model/replicates/{r}/.
 REPLICATES = list(range(config["train"]["replicates"]))
+# Replicate training jobs run side by side: each takes an equal share of the cores (all of them
+# with one replicate, as before). A job that may train on a GPU asks for the `gpu` resource, so
+# that a machine with one GPU (profiles/default: gpu 1) trains one replicate at a time; with
+# train.device: cpu, or device auto where no GPU driver is present, it asks for none.
+TRAIN_THREADS = max(1, workflow.cores // len(REPLICATES))
+
+
+def _gpu_present():
+    """Whether train.device auto would find a GPU here: an NVIDIA driver, or Apple silicon."""
+    import platform
+
+    return os.path.exists("/proc/driver/nvidia/version") or (
+        sys.platform == "darwin" and platform.machine() == "arm64"
+    )
+
+
+TRAIN_GPUS = {"cpu": 0, "cuda": 1, "mps": 1}.get(
+    config["train"]["device"], int(_gpu_present())
+)
+
+
+def replicate_model_files():
+    """model.safetensors and model.json of every replicate, replicate order (rule ensemble)."""
+    files = list(MODEL_FILES)
+    for r in REPLICATES[1:]:
+        files += [
+            f"results/model/replicates/{r}/model.safetensors",
+            f"results/model/replicates/{r}/model.json",
+        ]
+    return files
+
+
 MEASURE = DATA["measure"]
 LAYOUT = DATA["layout"]
 
@@ -144,6 +176,7 @@ def final_targets():
         "results/figures/pca_augmentation.png",
         *MODEL_FILES,
         "results/model/history.tsv",
+        "results/model/ensemble.json",
         "results/figures/training_curves.png",
         "results/evaluation/summary.json",
         "results/evaluation/confusion_matrix.png",

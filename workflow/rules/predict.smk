@@ -2,6 +2,7 @@ rule predict:
     input:
         weights="results/model/model.safetensors",
         model_json="results/model/model.json",
+        ensemble="results/model/ensemble.json",
         chosen="results/saliency/chosen_method.json",
         # Without predict.input the job has no samples and stops with a message saying so.
         expression=config["predict"]["input"] or [],
