@@ -32,6 +32,7 @@ from rnaseq_saliency.settings import (  # noqa: E402
     TrainingSettings,
     ValidationSettings,
 )
+from rnaseq_saliency.resources import training_gpus, training_threads  # noqa: E402
 from rnaseq_saliency.tissues import resolve_tissues  # noqa: E402
 
 validate_config(
@@ -52,25 +53,11 @@ PCA_TISSUES = PcaFigureSettings.from_config(config).tissues
 SALIENCY_METHODS = list(config["saliency"]["methods"])
 # Replicate 0 is results/model/ itself; replicates 1.. live in results/model/replicates/{r}/.
 REPLICATES = list(range(config["train"]["replicates"]))
-# Replicate training jobs run side by side: each takes an equal share of the cores (all of them
-# with one replicate, as before). A job that may train on a GPU asks for the `gpu` resource, so
-# that a machine with one GPU (profiles/default: gpu 1) trains one replicate at a time; with
-# train.device: cpu, or device auto where no GPU driver is present, it asks for none.
-TRAIN_THREADS = max(1, workflow.cores // len(REPLICATES))
-
-
-def _gpu_present():
-    """Whether train.device auto would find a GPU here: an NVIDIA driver, or Apple silicon."""
-    import platform
-
-    return os.path.exists("/proc/driver/nvidia/version") or (
-        sys.platform == "darwin" and platform.machine() == "arm64"
-    )
-
-
-TRAIN_GPUS = {"cpu": 0, "cuda": 1, "mps": 1}.get(
-    config["train"]["device"], int(_gpu_present())
-)
+# Replicate training jobs run side by side, each on an equal share of the cores (all of them with
+# one replicate, as before); one that may train on a GPU asks for the gpu resource, so that one
+# GPU trains one replicate at a time (rnaseq_saliency.resources).
+TRAIN_THREADS = training_threads(workflow.cores, len(REPLICATES))
+TRAIN_GPUS = training_gpus(config["train"]["device"])
 
 
 def replicate_model_files():
