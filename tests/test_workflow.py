@@ -498,6 +498,8 @@ NOT_DRY_RUN = {
     "saliency.gene_sets": "changes rule enrichment's input files, not a param (structural)",
     "predict.input": "adds rule predict, which needs a file of samples (structural)",
     "sweep.enabled": "turns on the sweep's own rules; test_sweep.py runs them",
+    "train.replicates": "changes which training jobs exist (structural): tested by "
+    "test_more_replicates_schedule_only_the_new_models_and_their_dependents",
 }
 TARGETS = {
     "default": [],
@@ -638,3 +640,89 @@ def test_a_failed_job_says_why_in_its_log(demo_run: Path, tmp_path: Path) -> Non
     assert result.returncode != 0
     last = (tmp_path / "logs/ingest/liver.log").read_text().rstrip("\n").splitlines()[-1]
     assert "rule ingest failed: GctFormatError:" in last and "truncated or corrupt gzip" in last
+
+
+# ----------------------------------------------------------------------------- replicates
+# Issue 20: train.replicates trains more models on the same rows (seed train.seed + r); the
+# ensemble of them is what evaluate and predict use.
+
+
+def descendants(workdir: Path, configfile: Path, rules: set[str]) -> Counter:
+    """Jobs of ``rules`` and every job downstream of them, per rule, in the DAG of a config."""
+    dot = snakemake(workdir, "--dag", "dot", configfile=configfile).stdout
+    names = {m[0]: m[1] for m in re.findall(r'^\s*(\d+)\[label = "(\w+)', dot, re.MULTILINE)}
+    children: dict[str, set[str]] = {job: set() for job in names}
+    for source, target in re.findall(r"^\s*(\d+) -> (\d+)", dot, re.MULTILINE):
+        children[source].add(target)
+    todo = [job for job, rule in names.items() if rule in rules]
+    seen = set(todo)
+    while todo:
+        for child in children[todo.pop()] - seen:
+            seen.add(child)
+            todo.append(child)
+    return Counter(names[job] for job in seen)
+
+
+def test_more_replicates_schedule_only_the_new_models_and_their_dependents(
+    demo_run: Path,
+) -> None:
+    """1 -> 3: the two new training jobs, the ensemble and what depends on them; no data step,
+    no retraining of the model that exists."""
+    scheduled = Counter(scheduled_rules(demo_run, "train.replicates", 3))
+    assert scheduled["train_replicate"] == 2 and scheduled["ensemble"] == 1
+    assert "train" not in scheduled
+    expected = descendants(demo_run, demo_run / "changed.yaml", {"train_replicate", "ensemble"})
+    assert scheduled == expected
+
+
+@pytest.fixture(scope="module")
+def replicates_run(demo_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The finished demo run, then train.replicates: 3 up to the evaluation."""
+    workdir = tmp_path_factory.mktemp("replicates_run") / "run"
+    shutil.copytree(demo_run, workdir, symlinks=True)
+    config = with_override(SMALL_CONFIG, "train.replicates", 3)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(workdir, "results/model/ensemble.json", "results/evaluation/summary.json")
+    return workdir
+
+
+def test_replicates_train_beside_the_model_on_the_same_rows(
+    demo_run: Path, replicates_run: Path
+) -> None:
+    model = replicates_run / "results/model"
+    for name in ("model.safetensors", "model.json"):  # replicate 0: the existing model, kept
+        assert (model / name).read_bytes() == (demo_run / "results/model" / name).read_bytes()
+    first = json.loads((model / "model.json").read_text())
+    for r in (1, 2):
+        meta = json.loads((model / f"replicates/{r}/model.json").read_text())
+        assert meta["config"]["train"]["seed"] == first["config"]["train"]["seed"] + r
+        for key in ("n_training_rows", "n_validation_rows", "training_rows_per_tissue"):
+            assert meta["training"][key] == first["training"][key], key
+        assert meta["weights"]["sha256"] != first["weights"]["sha256"]
+        assert (replicates_run / f"benchmarks/train_replicate/{r}.tsv").stat().st_size > 0
+        assert "kept epoch" in (replicates_run / f"logs/train_replicate/{r}.log").read_text()
+    runs = [p.name for p in (replicates_run / "results/tensorboard").iterdir()]
+    assert sorted(r.rsplit("_", 1)[1] for r in runs if "_replicate_" in r) == ["1", "2"]
+    ensemble = json.loads((model / "ensemble.json").read_text())
+    assert [m["path"] for m in ensemble["members"]] == [".", "replicates/1", "replicates/2"]
+
+
+def test_evaluation_shows_the_ensemble_next_to_each_replicate(replicates_run: Path) -> None:
+    summary = json.loads((replicates_run / "results/evaluation/summary.json").read_text())
+    assert [entry["seed"] for entry in summary["replicates"]] == [0, 1, 2]
+    assert summary["ensemble"]["n_members"] == 3
+    assert summary["ensemble"]["macro_f1"] == summary["model"]["macro_f1"]
+    ensemble = json.loads((replicates_run / "results/model/ensemble.json").read_text())
+    assert summary["calibration"]["temperature"] == ensemble["calibration"]["temperature"]
+    page = (replicates_run / "results/evaluation/classification_report.html").read_text()
+    assert "model (ensemble of 3)" in page
+    assert all(f"(seed {seed})" in page for seed in (0, 1, 2))
+
+
+def test_fewer_replicates_retrain_nothing(replicates_run: Path) -> None:
+    """3 -> 2: replicate 2 is left out of the ensemble; no model is trained again."""
+    scheduled = scheduled_rules(replicates_run, "train.replicates", 2)
+    assert scheduled.get("ensemble") == 1 and "evaluate" in scheduled
+    assert not {"train", "train_replicate"} & set(scheduled)
+    again = scheduled_rules(replicates_run, "train.replicates", 3)
+    assert not {"train", "train_replicate", "ensemble", "evaluate"} & set(again)

@@ -835,11 +835,12 @@ def run_predict(
         )
     import torch
 
-    from rnaseq_saliency.model import load_model
+    from rnaseq_saliency.ensemble import load_classifier
 
     if threads:
         torch.set_num_threads(int(threads))
-    model = load_model(model_dir)
+    # The ensemble of the replicates when model_dir holds ensemble.json, else the one model.
+    model = load_classifier(model_dir)
     samples = read_input_matrix(input_path, threads=int(threads or 1))
     checks = _sample_checks_of(model_dir)
     chosen = resolve_method(method, model_dir)

@@ -52,6 +52,9 @@ OWNERS: dict[str, Owner] = {
     ),
     "results/figures/training_curves.png": Owner("figures_training", "plot_training_curves", None),
     **{f"results/model/{name}": owner for name, owner in _MODEL.items()},
+    # Replicates 1.. of train.replicates: model directories of their own; the ensemble of all.
+    **{f"results/model/replicates/{{}}/{name}": owner for name, owner in _MODEL.items()},
+    "results/model/ensemble.json": Owner("ensemble", "write_ensemble", "read_ensemble"),
     **{f"results/evaluation/{name}": owner for name, owner in _EVALUATION.items()},
     # Issue 19: the sample checks beside the model, and their evaluation (rule evaluate_checks).
     "results/model/sample_checks.json": Owner(

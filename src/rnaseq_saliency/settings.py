@@ -367,6 +367,7 @@ RULE_SETTINGS: dict[str, tuple[type, ...]] = {
     "augment": (AugmentSettings,),
     "pca_augmentation": (PcaFigureSettings,),
     "train": (TrainingSettings,),
+    "train_replicate": (TrainingSettings,),
     "evaluate": (EvaluateSettings,),
     "de_statistic": (TissueSelection,),
     "saliency": (SaliencySettings,),

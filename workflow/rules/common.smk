@@ -34,6 +34,7 @@ from rnaseq_saliency.settings import (  # noqa: E402
     TrainingSettings,
     ValidationSettings,
 )
+from rnaseq_saliency.resources import training_gpus, training_threads  # noqa: E402
 from rnaseq_saliency.tissues import resolve_tissues  # noqa: E402
 from rnaseq_saliency.settings import (  # noqa: E402
     MixtureEvaluationSettings,
@@ -58,6 +59,24 @@ PCA_TISSUES = PcaFigureSettings.from_config(config).tissues
 SALIENCY_METHODS = list(config["saliency"]["methods"])
 # Replicate 0 is results/model/ itself; replicates 1.. live in results/model/replicates/{r}/.
 REPLICATES = list(range(config["train"]["replicates"]))
+# Replicate training jobs run side by side, each on an equal share of the cores (all of them with
+# one replicate, as before); one that may train on a GPU asks for the gpu resource, so that one
+# GPU trains one replicate at a time (rnaseq_saliency.resources).
+TRAIN_THREADS = training_threads(workflow.cores, len(REPLICATES))
+TRAIN_GPUS = training_gpus(config["train"]["device"])
+
+
+def replicate_model_files():
+    """model.safetensors and model.json of every replicate, replicate order (rule ensemble)."""
+    files = list(MODEL_FILES)
+    for r in REPLICATES[1:]:
+        files += [
+            f"results/model/replicates/{r}/model.safetensors",
+            f"results/model/replicates/{r}/model.json",
+        ]
+    return files
+
+
 MEASURE = DATA["measure"]
 LAYOUT = DATA["layout"]
 
@@ -155,6 +174,7 @@ def final_targets():
         "results/figures/pca_augmentation.png",
         *MODEL_FILES,
         "results/model/history.tsv",
+        "results/model/ensemble.json",
         "results/figures/training_curves.png",
         "results/evaluation/summary.json",
         "results/evaluation/confusion_matrix.png",

@@ -2,6 +2,7 @@ rule evaluate:
     input:
         weights="results/model/model.safetensors",
         model_json="results/model/model.json",
+        ensemble="results/model/ensemble.json",
         augmented=augmented_files(),
         expression=expression_files(),
         samples="results/split/samples.tsv",
