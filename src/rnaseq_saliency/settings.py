@@ -330,6 +330,8 @@ RULE_SETTINGS: dict[str, tuple[type, ...]] = {
     "saliency_validation": (TissueSelection, ValidationSettings),
     "saliency_methods": (TissueSelection, TopGenesSettings),
     "predict": (SaliencySettings, PredictSettings),
+    "replicate_saliency": (SaliencySettings,),
+    "replicate_stability": (TissueSelection, TopGenesSettings),
 }
 
 RUNTIME_KEYS: dict[str, str] = {
