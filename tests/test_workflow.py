@@ -586,3 +586,141 @@ def test_a_failed_job_says_why_in_its_log(demo_run: Path, tmp_path: Path) -> Non
     assert result.returncode != 0
     last = (tmp_path / "logs/ingest/liver.log").read_text().rstrip("\n").splitlines()[-1]
     assert "rule ingest failed: GctFormatError:" in last and "truncated or corrupt gzip" in last
+
+
+# ------------------------------------------------------------------------------------------
+# Replicate models (issue 20, part 3): consensus saliency and retraining stability.
+# ------------------------------------------------------------------------------------------
+
+
+def train_replicate(workdir: Path, config: dict, replicate: int) -> None:
+    """Replicate ``replicate`` of a finished run: the same split and rows, seed train.seed + r,
+    into results/model/replicates/{r}/ (the layout the replicate training rule writes)."""
+    from rnaseq_saliency.settings import TrainingSettings
+    from rnaseq_saliency.training import train_rule
+
+    full = yaml.safe_load((REPO_ROOT / "config/config.yaml").read_text())
+    for section, values in config.items():
+        full[section] = {**full[section], **values}
+    settings = TrainingSettings.from_config(full)
+    settings = settings._replace(seed=settings.seed + replicate)
+    tissues = config["data"]["tissues"]
+    out = workdir / f"results/model/replicates/{replicate}"
+    train_rule(
+        settings,
+        augmented=[str(workdir / f"results/augmented/{t}.parquet") for t in tissues],
+        expression=[str(workdir / f"results/expression/{t}.parquet") for t in tissues],
+        samples_path=str(workdir / "results/split/samples.tsv"),
+        genes_path=str(workdir / "results/genes/selected_genes.tsv"),
+        weights_path=str(out / "model.safetensors"),
+        model_json_path=str(out / "model.json"),
+        history_path=str(out / "history.tsv"),
+        tensorboard_root=str(workdir / "results/tensorboard"),
+        threads=1,
+    )
+
+
+REPLICATE_CONFIG = nested_override(SMALL_CONFIG, "train.replicates", 2)
+
+
+@pytest.fixture(scope="module")
+def replicate_run(demo_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo run again with train.replicates: 2 (replicate 1 trained here), run to the end."""
+    workdir = tmp_path_factory.mktemp("replicate_run")
+    shutil.copytree(demo_run, workdir, dirs_exist_ok=True, symlinks=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(REPLICATE_CONFIG))
+    train_replicate(workdir, REPLICATE_CONFIG, 1)
+    snakemake(workdir)
+    return workdir
+
+
+def test_one_model_run_has_no_replicate_outputs(demo_run: Path) -> None:
+    from rnaseq_saliency.saliency import TOP_GENES_COLUMNS
+
+    saliency = demo_run / "results/saliency"
+    assert not (saliency / "replicates").exists()
+    assert not (saliency / "replicate_stability.tsv").exists()
+    header = (saliency / "top_genes.tsv").read_text().split("\n", 1)[0]
+    assert header.split("\t") == TOP_GENES_COLUMNS
+    header = (saliency / "top_genes_per_tissue.tsv").read_text().split("\n", 1)[0]
+    assert header.split("\t") == TOP_GENES_COLUMNS
+
+
+def test_replicate_maps_explain_replicate_0s_samples_by_the_chosen_method(
+    replicate_run: Path,
+) -> None:
+    from rnaseq_saliency.saliency import read_tissue_saliency
+
+    saliency = replicate_run / "results/saliency"
+    method = json.loads((saliency / "chosen_method.json").read_text())["method"]
+    for tissue in SMALL_CONFIG["data"]["tissues"]:
+        first = read_tissue_saliency(saliency / "maps" / method / f"{tissue}.parquet")
+        other = read_tissue_saliency(saliency / "replicates/1" / f"{tissue}.parquet")
+        assert other.info["method"] == method and other.info["replicate"] == 1
+        assert other.sample_ids == first.sample_ids
+        if first.n_samples:  # another model: other maps of the same samples
+            assert not np.array_equal(other.maps, first.maps)
+    # Only the chosen method is computed for replicate 1.
+    assert len(list((saliency / "replicates").rglob("*.parquet"))) == 8
+
+
+def test_top_genes_rank_by_the_consensus_of_the_replicates(replicate_run: Path) -> None:
+    from rnaseq_saliency.consensus import gene_ranks
+    from rnaseq_saliency.saliency import read_mean_matrix, read_tissue_saliency, read_top_genes
+
+    saliency = replicate_run / "results/saliency"
+    method = json.loads((saliency / "chosen_method.json").read_text())["method"]
+    top = read_top_genes(saliency / "top_genes.tsv")
+    matrix = read_mean_matrix(saliency / "mean_saliency.parquet")
+    tissue = "liver"
+    first = read_tissue_saliency(saliency / "maps" / method / f"{tissue}.parquet")
+    other = read_tissue_saliency(saliency / "replicates/1" / f"{tissue}.parquet")
+    consensus = (first.mean.astype(np.float64) + other.mean) / 2
+    np.testing.assert_allclose(matrix[tissue], consensus, rtol=1e-5, atol=1e-7)
+    rows = top.loc[top["tissue"] == tissue].set_index("gene_id").loc[first.gene_ids]
+    assert rows["rank_replicate_0"].tolist() == gene_ranks(first.mean).tolist()
+    assert rows["rank_replicate_1"].tolist() == gene_ranks(other.mean).tolist()
+    short = pd.read_csv(saliency / "top_genes_per_tissue.tsv", sep="\t")
+    in_top = (short[["rank_replicate_0", "rank_replicate_1"]] <= 10).sum(axis=1)
+    assert short["replicates_in_top_n"].tolist() == in_top.tolist()
+    assert set(short["replicates_in_top_n"]) <= {0, 1, 2}
+
+
+def test_retraining_stability_is_written_and_in_the_report(replicate_run: Path) -> None:
+    from rnaseq_saliency.consensus import read_stability
+
+    table = read_stability(replicate_run / "results/saliency/replicate_stability.tsv")
+    tissues = SMALL_CONFIG["data"]["tissues"]
+    assert table["tissue"].tolist() == [*tissues, "all_tissues_median"]
+    assert (table["n_replicates"] == 2).all() and (table["top_n"] == 10).all()
+    values = table.dropna()
+    assert len(values) >= len(tissues) // 2
+    assert values["jaccard_top_n"].between(0, 1).all() and values["spearman"].between(-1, 1).all()
+    assert (replicate_run / "results/saliency/replicate_stability.png").stat().st_size > 0
+    snakemake(replicate_run, "--report", str(replicate_run / "report.html"))
+    html = (replicate_run / "report.html").read_text()
+    assert "replicate_stability.png" in html and "replicate_stability.tsv" in html
+    assert "retraining noise" in html and "Consensus of 2 replicate models" in html
+
+
+def test_a_replicate_count_change_reruns_only_the_new_maps_and_the_consensus(
+    replicate_run: Path,
+) -> None:
+    train_replicate(replicate_run, REPLICATE_CONFIG, 2)
+    config = replicate_run / "three.yaml"
+    config.write_text(yaml.safe_dump(nested_override(SMALL_CONFIG, "train.replicates", 3)))
+    result = snakemake(replicate_run, "--dry-run", configfile=config)
+    output = result.stdout + result.stderr
+    counts = Counter(re.findall(r"^rule (\w+):", output, flags=re.MULTILINE))
+    n = len(SMALL_CONFIG["data"]["tissues"])
+    assert counts == {
+        "replicate_saliency": n,
+        "top_genes": 1,
+        "top_genes_per_tissue": 1,
+        "saliency_heatmap": n,
+        "saliency_overview": 1,
+        "replicate_stability": 1,
+        "all": 1,
+    }, output[-3000:]
+    # Only replicate 2's maps: replicate 1's are kept, and replicate 0's (rule saliency) too.
+    assert set(re.findall(r"wildcards: replicate=(\d+)", output)) == {"2"}
