@@ -446,6 +446,8 @@ NOT_DRY_RUN = {
     "saliency.marker_sets": "changes saliency_validation's input file, not a param (structural)",
     "predict.input": "adds rule predict, which needs a file of samples (structural)",
     "sweep.enabled": "turns on the sweep's own rules; test_sweep.py runs them",
+    "train.replicates": "changes which replicate jobs exist (structural): tested by "
+    "test_a_replicate_count_change_reruns_only_the_new_maps_and_the_consensus",
 }
 TARGETS = {
     "default": [],
