@@ -320,6 +320,51 @@ def test_y_genes_are_silent_in_female_donors(default_demo: Path, default_tables)
         assert (values[np.ix_(chr_y, female)] == 0).all()
 
 
+# The planted shortcut (issue 21), spelled out here rather than read from the module, so that a
+# demo without it fails.
+PLANTED_TISSUE = "colon_transverse"
+PLANTED_GENES = ("FOSB", "ATF3", "NR4A1", "NR4A3", "IER3", "KLF4", "CYR61", "MYC")
+
+
+def _ischemic_minutes(attributes: list[dict[str, str]], samples: list[str]) -> np.ndarray:
+    by_id = {row["SAMPID"]: row["SMTSISCH"] for row in attributes}
+    return np.array([float(by_id[sample]) for sample in samples])
+
+
+def test_ischemic_time_is_a_planted_shortcut_of_one_tissue(default_tables, attributes) -> None:
+    from scipy.stats import spearmanr
+
+    rho, median, ischemia = {}, {}, {}
+    for label, (_, names, samples, values) in default_tables.items():
+        rows = [names.index(gene) for gene in PLANTED_GENES]
+        minutes = _ischemic_minutes(attributes, samples)
+        ischemia[label] = minutes.mean()
+        if len(samples) >= 20:
+            rho[label] = [spearmanr(minutes, values[row]).statistic for row in rows]
+        median[label] = np.median(values[rows], axis=1)
+    planted = _ischemic_minutes(attributes, default_tables[PLANTED_TISSUE][2])
+    assert planted.min() >= 600 and planted.max() <= 1600
+    assert ischemia[PLANTED_TISSUE] > max(v for k, v in ischemia.items() if k != PLANTED_TISSUE)
+    # Within the tissue every planted gene follows ischemic time; elsewhere none does.
+    assert min(rho[PLANTED_TISSUE]) > 0.5, rho[PLANTED_TISSUE]
+    for label, values in rho.items():
+        if label != PLANTED_TISSUE:
+            assert abs(np.mean(values)) < 0.3, (label, values)
+    # And a classifier can learn them: far above their level in the other tissues.
+    others = np.median([m for k, m in median.items() if k != PLANTED_TISSUE], axis=0)
+    assert (median[PLANTED_TISSUE] > 4 * others).all(), (median[PLANTED_TISSUE], others)
+
+
+def test_planted_genes_are_in_every_demo_and_leave_the_default_genes_alone() -> None:
+    lines = gzip.decompress((DATA / "demo_profiles.tsv.gz").read_bytes()).decode().splitlines()
+    first_ids = [line.split("\t")[0] for line in lines[1:3001]]
+    default = demo.load_demo_genes(3000)
+    assert sorted(default.gene_id) == sorted(first_ids)  # the default demo's genes as before
+    small = demo.load_demo_genes(150)
+    assert len(small.gene_id) == 150 and set(PLANTED_GENES) <= set(small.gene_name)
+    assert set(first_ids[:142]) <= set(small.gene_id)
+
+
 # ---------------------------------------------------------------- errors
 
 

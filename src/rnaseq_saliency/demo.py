@@ -22,9 +22,10 @@
 
 Size. Genes: the first ``n_genes`` rows of the committed table ``data/demo_profiles.tsv.gz``
 (HPA-enriched markers of every tissue first, then high-variance genes; ``demo_build``), written in
-genome order. Samples per tissue: ``max(min_samples_per_tissue, round(n_v8 * sample_scale))`` where
-``n_v8`` is the tissue's GTEx v8 RNA-seq sample count, which keeps GTEx's imbalance (muscle 803 ->
-80, kidney medulla 4 -> 4 at the default 0.1): 1,757 samples with the defaults. Donors:
+genome order, always with the planted shortcut's genes (below). Samples per tissue:
+``max(min_samples_per_tissue, round(n_v8 * sample_scale))`` where ``n_v8`` is the tissue's GTEx
+v8 RNA-seq sample count, which keeps GTEx's imbalance (muscle 803 -> 80, kidney medulla 4 -> 4 at
+the default 0.1): 1,757 samples with the defaults. Donors:
 ``round(948 * sample_scale)`` (948 donors gave v8 RNA-seq samples), raised if a tissue needs more
 donors of one sex than there are; 2 of 3 male, as in GTEx. Each donor gives at most one sample per
 tissue and, like GTEx donors, samples to many tissues: a tissue's donors are drawn from the eligible
@@ -51,6 +52,21 @@ Expression model, per gene g, tissue t, donor d and sample j (natural logs):
    so the TPM-scale ``x`` returns as TPM: ``TPM_jg = reads_jg * 1e6 * 2500 / (N_j * L_g)``, rounded
    to 3 decimals. Lowly expressed genes get zeros. With ``measure="reads"`` the read counts are
    written instead; the same seed gives the same samples and counts either way.
+
+Planted shortcut (ischemic time in ``colon_transverse``; ``SHORTCUT_*`` below). In real GTEx,
+ischemic time (SMTSISCH, minutes from death to tissue stabilisation) differs between tissues
+with the order of collection, and immediate-early stress genes (FOS, JUN, EGR1, ATF3, the NR4A
+family) rise with it (Ferreira et al. 2018, Nat Commun, doi 10.1038/s41467-017-02772-x). The
+demo plants one such confounder so that the shortcut check (``shortcuts``) has something real to
+find: ``colon_transverse`` samples get a long ischemic time, uniform in ``SHORTCUT_MINUTES``
+(600-1,600 minutes; every other tissue keeps 60-1,400, whole blood 5-60), and in that tissue
+alone the stress genes ``SHORTCUT_GENES`` (FOSB, ATF3, NR4A1, NR4A3, IER3, KLF4, CYR61, MYC) get
+``SHORTCUT_SLOPE * SMTSISCH / 60`` added to their log expression (0.2 per hour: 7x at 10 hours,
+200x at 27). So they are up in that tissue (a classifier can learn them as colon markers) and,
+within it, correlate with SMTSISCH. The draws come from a stream of their own: every other
+tissue's files, and every attribute but this tissue's SMTSISCH, are what they were without the
+shortcut. The planted genes are always among the demo's genes: with ``n_genes`` too small to
+reach them in the profile table, they take the places of the last genes that would be chosen.
 
 Tissue-specific genes: a demo gene in the HPA marker set of tissue t
 (``data/hpa_tissue_enriched.gmt``: genes HPA finds >= 4x enriched in t's main HPA tissue) whose
@@ -106,6 +122,13 @@ READS_MEDIAN = 40e6  # reads counted in genes per sample
 MEAN_TRANSCRIPT_LENGTH = 2500.0  # bp; ties TPM to reads (see effective_length)
 SPECIFICITY_FOLD = 2.0  # demo mean over the highest tissue outside the marker group
 TPM_DECIMALS = 3  # a single read on a 20 kb gene is ~0.002 TPM; fewer decimals would zero it
+
+# The planted shortcut (module docstring): a tissue confounded with long ischemic time, and the
+# stress-response genes that rise with ischemic time in that tissue.
+SHORTCUT_TISSUE = "colon_transverse"
+SHORTCUT_GENES = ("FOSB", "ATF3", "NR4A1", "NR4A3", "IER3", "KLF4", "CYR61", "MYC")
+SHORTCUT_MINUTES = (600, 1600)  # SMTSISCH range of the confounded tissue's samples
+SHORTCUT_SLOPE = 0.2  # natural-log units of expression per hour of ischemic time
 
 SUBJECT_FILE = "GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt"
 SPECIFIC_GENES_FILE = "demo_tissue_specific_genes.tsv"
@@ -197,8 +220,18 @@ def _read_package_text(name: str, *, gzipped: bool = False) -> str:
     return (gzip.decompress(data) if gzipped else data).decode("utf-8")
 
 
+def _chosen_rows(names: Sequence[str], n_genes: int) -> list[int]:
+    """Rows of the profile table the demo uses: the first ``n_genes``, except that the planted
+    shortcut's genes are always in (they replace the last rows when they lie further down)."""
+    planted = [row for row, name in enumerate(names) if name in SHORTCUT_GENES][:n_genes]
+    taken = set(planted)
+    others = [row for row in range(len(names)) if row not in taken][: n_genes - len(planted)]
+    return sorted(others + planted)
+
+
 def load_demo_genes(n_genes: int) -> DemoGenes:
-    """The first ``n_genes`` genes of the committed profile table, with GENCODE coordinates."""
+    """The first ``n_genes`` genes of the committed profile table (with the planted shortcut's
+    genes, ``_chosen_rows``), with GENCODE coordinates."""
     lines = _read_package_text("demo_profiles.tsv.gz", gzipped=True).splitlines()
     header = lines[0].split("\t")
     labels = [t.label for t in tissue_table()]
@@ -210,7 +243,8 @@ def load_demo_genes(n_genes: int) -> DemoGenes:
             f"config key demo.n_genes: the demo's profile table holds {pool} genes; "
             f"got {n_genes} (allowed 1..{pool})"
         )
-    rows = [line.split("\t") for line in lines[1 : n_genes + 1]]
+    table = [line.split("\t") for line in lines[1:]]
+    rows = [table[i] for i in _chosen_rows([row[1] for row in table], n_genes)]
     wanted = {row[0]: row for row in rows}
     gencode = _read_package_text("gencode_v26_protein_coding.tsv.gz", gzipped=True).splitlines()
     found = []
@@ -351,13 +385,16 @@ def simulate_tissue(
     *,
     heterogeneity: float | None = None,
     library: np.ndarray | None = None,
+    log_shift: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reads, TPM and library sizes of one tissue's samples (model steps 2 and 3).
 
     ``heterogeneity`` (``s_t``) and ``library`` (``N_j``) are drawn from ``rng`` unless given:
     a caller that simulates a tissue in blocks of genes (bench/make_gtex_scale.py) draws them
     once with ``draw_heterogeneity`` and ``draw_library`` and passes the same ones to every
-    block, so that each sample keeps one library size across all its genes.
+    block, so that each sample keeps one library size across all its genes. ``log_shift``
+    (genes x samples, natural logs) is added to the log expression: the planted shortcut. It
+    draws nothing, so the other draws are the same with or without it.
     """
     n_genes, n = mean.size, donor_rows.size
     if heterogeneity is None:
@@ -368,6 +405,8 @@ def simulate_tissue(
         + heterogeneity * dispersion[:, None] * noise
         + DONOR_SHARE * dispersion[:, None] * donor_effect[:, donor_rows]
     )
+    if log_shift is not None:
+        log_x += log_shift
     x = np.exp(log_x)
     x[np.ix_(female_silent, ~male[donor_rows])] = 0.0
     if library is None:
@@ -512,16 +551,35 @@ class _Streams(NamedTuple):
     gene: np.random.Generator
     attr: np.random.Generator
     tissues: list[np.random.Generator]
+    shortcut: np.random.Generator
 
 
 def _streams(seed: int, n_tissues: int) -> _Streams:
-    """The demo's random streams, all spawned from ``seed``."""
-    streams = np.random.SeedSequence(seed).spawn(5 + n_tissues)
+    """The demo's random streams, all spawned from ``seed``. The shortcut's stream is spawned
+    last: a child's draws depend only on its index, so the others are as they were before it."""
+    streams = np.random.SeedSequence(seed).spawn(5 + n_tissues + 1)
     donor_rng, assign_rng, mean_rng, gene_rng, attr_rng = (
         np.random.default_rng(s) for s in streams[:5]
     )
-    tissue_rngs = [np.random.default_rng(s) for s in streams[5:]]
-    return _Streams(donor_rng, assign_rng, mean_rng, gene_rng, attr_rng, tissue_rngs)
+    tissue_rngs = [np.random.default_rng(s) for s in streams[5:-1]]
+    shortcut_rng = np.random.default_rng(streams[-1])
+    return _Streams(donor_rng, assign_rng, mean_rng, gene_rng, attr_rng, tissue_rngs, shortcut_rng)
+
+
+def shortcut_shift(
+    rng: np.random.Generator, gene_names: Sequence[str], n_samples: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The planted shortcut for ``SHORTCUT_TISSUE``'s samples (module docstring).
+
+    Returns each sample's ischemic time (SMTSISCH, whole minutes) and the genes x samples shift
+    of log expression: ``SHORTCUT_SLOPE * minutes / 60`` on the ``SHORTCUT_GENES``, 0 elsewhere.
+    """
+    low, high = SHORTCUT_MINUTES
+    minutes = rng.integers(low, high + 1, size=n_samples)
+    planted = np.array([name in SHORTCUT_GENES for name in gene_names])
+    shift = np.zeros((len(gene_names), n_samples))
+    shift[planted] = SHORTCUT_SLOPE * minutes[None, :] / 60.0
+    return minutes, shift
 
 
 @dataclass(frozen=True)
@@ -558,10 +616,13 @@ def _write_tissue_file(
     donor_rows: np.ndarray,
     rng: np.random.Generator,
     taken_sm: set[str],
-) -> tuple[list[str], np.ndarray]:
+    shortcut: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """Simulate one tissue's samples and write its GCT file, samples sorted by id.
 
-    Returns the sample ids and their reads in genes (library sizes), in file order.
+    ``shortcut``: ``shortcut_shift``'s ischemic times and log shift, for the confounded tissue.
+    Returns the sample ids, their reads in genes (library sizes) and their planted ischemic
+    times (None without a shortcut), in file order.
     """
     site = f"{rng.integers(1, 3000):04d}"  # one aliquot code per tissue, like GTEx's
     sm_codes = _random_codes(rng, donor_rows.size, 5, taken_sm)
@@ -571,12 +632,13 @@ def _write_tissue_file(
     reads, tpm, library = simulate_tissue(
         rng, mean, effects.dispersion, effects.donor_effect, donor_rows,
         effects.female_silent, donors.male, effects.length,
+        log_shift=None if shortcut is None else shortcut[1],
     )  # fmt: skip
     order = np.argsort(sample_ids)
     sample_ids = [sample_ids[i] for i in order]
     values = reads[:, order] if measure == "reads" else tpm[:, order]
     write_gct(path, genes.gene_id, genes.gene_name, sample_ids, values, integer=measure == "reads")
-    return sample_ids, library[order]
+    return sample_ids, library[order], None if shortcut is None else shortcut[0][order]
 
 
 def _write_annotations(
@@ -645,13 +707,20 @@ def write_demo_dataset(
     taken_sm: set[str] = set()
     attributes: list[dict[str, str]] = []
     for tissue, rng, label in zip(tissues, streams.tissues, labels, strict=True):
-        sample_ids, library = _write_tissue_file(
+        shortcut = None
+        if label == SHORTCUT_TISSUE:
+            shortcut = shortcut_shift(streams.shortcut, genes.gene_name, chosen[label].size)
+        sample_ids, library, ischemia = _write_tissue_file(
             out / gtex.tissue_file_name(release, measure, label), measure, genes, donors,
             effects, effects.means[:, labels.index(label)], chosen[label], rng, taken_sm,
+            shortcut,
         )  # fmt: skip
-        for sample_id, reads_in_genes in zip(sample_ids, library, strict=True):
+        for j, (sample_id, reads_in_genes) in enumerate(zip(sample_ids, library, strict=True)):
             total = int(reads_in_genes / 0.6)  # about 60% of GTEx reads are counted in genes
-            attributes.append(_attribute_row(streams.attr, sample_id, tissue, "RNASEQ", total))
+            row = _attribute_row(streams.attr, sample_id, tissue, "RNASEQ", total)
+            if ischemia is not None:  # drawn above all the same, so later rows keep their draws
+                row["SMTSISCH"] = str(int(ischemia[j]))
+            attributes.append(row)
 
     attributes.extend(_extra_attribute_rows(streams.attr, donors, tissues, taken_sm))
     _write_annotations(out, release, attributes, donors)
