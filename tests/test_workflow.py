@@ -708,6 +708,9 @@ def test_retraining_stability_is_written_and_in_the_report(replicate_run: Path) 
 def test_a_replicate_count_change_reruns_only_the_new_maps_and_the_consensus(
     replicate_run: Path,
 ) -> None:
+    """2 -> 3: replicate 2's maps and what reads the consensus; not replicate 0's saliency jobs,
+    nor replicate 1's maps. (Every replicate's maps select their samples from predictions.tsv:
+    an evaluation that changes with the replicate count reruns them all.)"""
     train_replicate(replicate_run, REPLICATE_CONFIG, 2)
     config = replicate_run / "three.yaml"
     config.write_text(yaml.safe_dump(nested_override(SMALL_CONFIG, "train.replicates", 3)))

@@ -273,6 +273,7 @@ def plot_stability(table: pd.DataFrame, out_png: str | os.PathLike[str]) -> Any:
         f"Retraining stability of each tissue's saliency ranking across {n_replicates} "
         "replicate models (dashed: median over tissues)"
     )
+    figure.tight_layout()
     save_figure(figure, out_png)
     plt.close(figure)
     return figure

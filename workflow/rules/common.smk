@@ -110,7 +110,8 @@ def all_maps_files():
 def replicate_maps_files():
     """The maps of replicates 1.. by the chosen method, replicate by replicate ([] with one).
 
-    Replicate 0's maps are the saliency job's, and nothing of replicate 0 reads this list."""
+    Replicate 0's maps are the saliency job's, and nothing of replicate 0 reads this list.
+    """
     return expand(
         "results/saliency/replicates/{replicate}/{tissue}.parquet",
         replicate=REPLICATES[1:],
