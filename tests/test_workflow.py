@@ -498,7 +498,7 @@ NOT_DRY_RUN = {
     "saliency.gene_sets": "changes rule enrichment's input files, not a param (structural)",
     "predict.input": "adds rule predict, which needs a file of samples (structural)",
     "sweep.enabled": "turns on the sweep's own rules; test_sweep.py runs them",
-    "train.replicates": "changes which training jobs exist (structural): tested by "
+    "train.replicates": "changes which replicate jobs exist (structural): tested by "
     "test_more_replicates_schedule_only_the_new_models_and_their_dependents",
 }
 TARGETS = {
@@ -726,3 +726,89 @@ def test_fewer_replicates_retrain_nothing(replicates_run: Path) -> None:
     assert not {"train", "train_replicate"} & set(scheduled)
     again = scheduled_rules(replicates_run, "train.replicates", 3)
     assert not {"train", "train_replicate", "ensemble", "evaluate"} & set(again)
+# ------------------------------------------------------------------------------------------
+# Replicate models (issue 20, part 3): consensus saliency and retraining stability.
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replicate_run(replicates_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The train.replicates: 3 run (models and evaluation done), run to the end."""
+    workdir = tmp_path_factory.mktemp("replicate_run") / "run"
+    shutil.copytree(replicates_run, workdir, symlinks=True)
+    snakemake(workdir)
+    return workdir
+
+
+def test_one_model_run_has_no_replicate_outputs(demo_run: Path) -> None:
+    from rnaseq_saliency.saliency import TOP_GENES_COLUMNS
+
+    saliency = demo_run / "results/saliency"
+    assert not (saliency / "replicates").exists()
+    assert not (saliency / "replicate_stability.tsv").exists()
+    header = (saliency / "top_genes.tsv").read_text().split("\n", 1)[0]
+    assert header.split("\t") == TOP_GENES_COLUMNS
+    header = (saliency / "top_genes_per_tissue.tsv").read_text().split("\n", 1)[0]
+    assert header.split("\t") == TOP_GENES_COLUMNS
+
+
+def test_replicate_maps_explain_replicate_0s_samples_by_the_chosen_method(
+    replicate_run: Path,
+) -> None:
+    from rnaseq_saliency.saliency import read_tissue_saliency
+
+    saliency = replicate_run / "results/saliency"
+    method = json.loads((saliency / "chosen_method.json").read_text())["method"]
+    for tissue in SMALL_CONFIG["data"]["tissues"]:
+        first = read_tissue_saliency(saliency / "maps" / method / f"{tissue}.parquet")
+        other = read_tissue_saliency(saliency / "replicates/1" / f"{tissue}.parquet")
+        assert other.info["method"] == method and other.info["replicate"] == 1
+        assert other.sample_ids == first.sample_ids
+        if first.n_samples:  # another model: other maps of the same samples
+            assert not np.array_equal(other.maps, first.maps)
+    # Only the chosen method is computed for replicates 1 and 2.
+    n_tissues = len(SMALL_CONFIG["data"]["tissues"])
+    assert len(list((saliency / "replicates").rglob("*.parquet"))) == 2 * n_tissues
+
+
+def test_top_genes_rank_by_the_consensus_of_the_replicates(replicate_run: Path) -> None:
+    from rnaseq_saliency.consensus import gene_ranks
+    from rnaseq_saliency.saliency import read_mean_matrix, read_tissue_saliency, read_top_genes
+
+    saliency = replicate_run / "results/saliency"
+    method = json.loads((saliency / "chosen_method.json").read_text())["method"]
+    top = read_top_genes(saliency / "top_genes.tsv")
+    matrix = read_mean_matrix(saliency / "mean_saliency.parquet")
+    tissue = "liver"
+    first = read_tissue_saliency(saliency / "maps" / method / f"{tissue}.parquet")
+    other = read_tissue_saliency(saliency / "replicates/1" / f"{tissue}.parquet")
+    third = read_tissue_saliency(saliency / "replicates/2" / f"{tissue}.parquet")
+    consensus = (first.mean.astype(np.float64) + other.mean + third.mean) / 3
+    np.testing.assert_allclose(matrix[tissue], consensus, rtol=1e-5, atol=1e-7)
+    rows = top.loc[top["tissue"] == tissue].set_index("gene_id").loc[first.gene_ids]
+    assert rows["rank_replicate_0"].tolist() == gene_ranks(first.mean).tolist()
+    assert rows["rank_replicate_1"].tolist() == gene_ranks(other.mean).tolist()
+    short = pd.read_csv(saliency / "top_genes_per_tissue.tsv", sep="\t")
+    ranks = ["rank_replicate_0", "rank_replicate_1", "rank_replicate_2"]
+    in_top = (short[ranks] <= 10).sum(axis=1)
+    assert short["replicates_in_top_n"].tolist() == in_top.tolist()
+    assert set(short["replicates_in_top_n"]) <= {0, 1, 2, 3}
+
+
+def test_retraining_stability_is_written_and_in_the_report(replicate_run: Path) -> None:
+    from rnaseq_saliency.consensus import read_stability
+
+    table = read_stability(replicate_run / "results/saliency/replicate_stability.tsv")
+    tissues = SMALL_CONFIG["data"]["tissues"]
+    assert table["tissue"].tolist() == [*tissues, "all_tissues_median"]
+    assert (table["n_replicates"] == 3).all() and (table["top_n"] == 10).all()
+    values = table.dropna()
+    assert len(values) >= len(tissues) // 2
+    assert values["jaccard_top_n"].between(0, 1).all() and values["spearman"].between(-1, 1).all()
+    assert (replicate_run / "results/saliency/replicate_stability.png").stat().st_size > 0
+    snakemake(replicate_run, "--report", str(replicate_run / "report.html"))
+    html = (replicate_run / "report.html").read_text()
+    assert "replicate_stability.png" in html and "replicate_stability.tsv" in html
+    assert "retraining noise" in html and "Consensus of 3 replicate models" in html
+
+

@@ -95,6 +95,16 @@ OWNERS: dict[str, Owner] = {
     "results/saliency/mean_saliency.parquet": Owner(
         "saliency", "write_mean_matrix", "read_mean_matrix"
     ),
+    # Replicate models 1.. (rule replicate_saliency reads them): the format of results/model/.
+    **{f"results/model/replicates/{{}}/{name}": _MODEL[name] for name in _MODEL if "model" in name},
+    # Replicates 1..: the maps format of rule saliency (path: consensus.replicate_maps_path).
+    "results/saliency/replicates/{}/{}.parquet": Owner(
+        "saliency", "write_tissue_saliency", "read_tissue_saliency"
+    ),
+    "results/saliency/replicate_stability.tsv": Owner(
+        "consensus", "write_stability", "read_stability"
+    ),
+    "results/saliency/replicate_stability.png": Owner("consensus", "plot_stability", None),
     "results/saliency/heatmaps/{}.png": Owner("figures_saliency", "run_tissue_heatmap", None),
     "results/saliency/overview.png": Owner("figures_saliency", "run_overview", None),
     "results/saliency/validation.tsv": Owner(

@@ -384,6 +384,8 @@ RULE_SETTINGS: dict[str, tuple[type, ...]] = {
     "shortcuts": (TissueSelection, ShortcutSettings),
     "sample_checks": (SampleCheckSettings,),
     "evaluate_checks": (MixtureEvaluationSettings,),
+    "replicate_saliency": (SaliencySettings,),
+    "replicate_stability": (TissueSelection, TopGenesSettings),
 }
 
 RUNTIME_KEYS: dict[str, str] = {

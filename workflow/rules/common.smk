@@ -137,6 +137,18 @@ def all_maps_files():
     )
 
 
+def replicate_maps_files():
+    """The maps of replicates 1.. by the chosen method, replicate by replicate ([] with one).
+
+    Replicate 0's maps are the saliency job's, and nothing of replicate 0 reads this list.
+    """
+    return expand(
+        "results/saliency/replicates/{replicate}/{tissue}.parquet",
+        replicate=REPLICATES[1:],
+        tissue=TISSUES,
+    )
+
+
 def augmented_files():
     return expand("results/augmented/{tissue}.parquet", tissue=TISSUES)
 
@@ -193,6 +205,7 @@ def final_targets():
         "results/evaluation/mixtures.png",
         *predict,
         *SWEEP_TARGETS,  # empty unless sweep.enabled (workflow/rules/sweep.smk)
+        *REPLICATE_TARGETS,  # empty unless train.replicates > 1 (workflow/rules/saliency.smk)
     ]
 
 
