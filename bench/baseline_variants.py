@@ -14,8 +14,15 @@ deterministic on the CPU, so the same split (at ``sample_scale`` 0.02 some split
 same split) with the same effective settings gives the same model; without validation samples
 ``train.select_on`` changes nothing (the training loss decides), so such a run is also reused.
 
+Each trained run's test logits are cached in ``<workdir>/logits/<run key>.npy`` (a run measured
+before that is read back from the model it saved). The ``ENSEMBLES`` are not trained: each
+calls argmax of the mean of its members' raw logits, the members being ordinary variants (the
+shipped defaults with ``train.seed`` 0, 1, 2), so a single model and the ensembles that contain
+it come from the same training. An ensemble's train s is the sum of its members'.
+
     python bench/baseline_variants.py --workdir /tmp/bv                       # everything
     python bench/baseline_variants.py --workdir /tmp/bv --variants old_default new_default
+    python bench/baseline_variants.py --workdir /tmp/bv --variants ensemble_3 --scales 0.1
     python bench/baseline_variants.py --workdir /tmp/bv --report              # table only
 """
 
@@ -65,6 +72,7 @@ OLD_TRAIN = {
 }
 NEW = {"select_on": "macro_f1", "label_smoothing": 0.1, "input_dropout": 0.2, "patience": 10}
 # The shipped defaults: NEW with label smoothing 0.05 (variant new+label_smoothing_0.05).
+SHIPPED = {**NEW, "label_smoothing": 0.05}
 # name -> (model changes, train changes), each on top of MODEL and OLD_TRAIN; in run order.
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "old_default": ({}, {}),
@@ -82,6 +90,21 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "new+label_smoothing_0": ({}, {**NEW, "label_smoothing": 0.0}),
     "new+label_smoothing_0.05": ({}, {**NEW, "label_smoothing": 0.05}),
     "patience_10": ({}, {"patience": 10}),
+    # On top of the shipped defaults, to bring the network to the baseline at the default size.
+    # The same model with train.seed 1 and 2 (replicates 1 and 2 of train.replicates: 3).
+    "shipped_seed1": ({}, {**SHIPPED, "seed": 1}),
+    "shipped_seed2": ({}, {**SHIPPED, "seed": 2}),
+    "shipped+loss_weights": ({}, {**SHIPPED, "class_balance": "loss_weights"}),
+    "shipped+weight_decay_0.001": ({}, {**SHIPPED, "weight_decay": 0.001}),
+    "shipped+hidden_256-128-64": ({"hidden": [256, 128, 64]}, SHIPPED),
+}
+# name -> member variants: the ensemble calls argmax of the mean of its members' raw logits
+# (as the workflow's train.replicates does; replicate r has train.seed + r). The members are
+# trained (or reused) as ordinary variants, and each member's test logits are cached in
+# <workdir>/logits/<run key>.npy, so the ensembles and single models share their trainings.
+ENSEMBLES: dict[str, list[str]] = {
+    "ensemble_2": ["new+label_smoothing_0.05", "shipped_seed1"],
+    "ensemble_3": ["new+label_smoothing_0.05", "shipped_seed1", "shipped_seed2"],
 }
 
 
@@ -166,9 +189,23 @@ def run_key(root: Path, name: str, scale: float, seed: int) -> str:
     return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
 
-def run_one(root: Path, name: str, scale: float, seed: int, threads: int) -> dict[str, Any]:
+def logits_path(root: Path, key: str) -> Path:
+    """Where the test logits of the run with key ``key`` are cached."""
+    return root / "logits" / f"{key}.npy"
+
+
+def save_logits(path: Path, logits: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial.npy")
+    np.save(partial, logits)
+    partial.replace(path)
+
+
+def run_one(
+    root: Path, name: str, scale: float, seed: int, threads: int, key: str
+) -> dict[str, Any]:
     """Train variant ``name`` on split ``seed`` of the demo at ``scale``; score it and the
-    baseline on the test samples."""
+    baseline on the test samples; cache its test logits under ``key``."""
     tissues, expression, genes_tsv = prepare_scale(root, scale)
     base = root / f"scale{scale:g}" / f"split{seed}"
     samples, augmented = prepare_split(base.parent, tissues, expression, seed)
@@ -195,7 +232,9 @@ def run_one(root: Path, name: str, scale: float, seed: int, threads: int) -> dic
     model = result.model
     test = load_split_rows(expression, read_samples(samples), "test")
     labels = list(model.tissues)
-    model_f1 = _macro_f1(test.tissues, model.predict(test.matrix), labels)
+    logits = model.logits(test.matrix)
+    save_logits(logits_path(root, key), logits)
+    model_f1 = _macro_f1(test.tissues, [labels[i] for i in logits.argmax(axis=1)], labels)
     base_f1 = baseline_f1(base, expression, samples, augmented, model)
     return {
         "variant": name,
@@ -208,6 +247,68 @@ def run_one(root: Path, name: str, scale: float, seed: int, threads: int) -> dic
         "epochs_run": len(result.history),
         "train_s": round(seconds, 1),
         **split_facts(samples),
+    }
+
+
+def member_logits(root: Path, runs: list[dict[str, Any]], name: str, scale: float, seed: int):
+    """The cached test logits of variant ``name`` on split ``seed``, with its tissue order.
+
+    Runs measured before the logits were cached are read back from the model they saved (any
+    run with the same key: same split and effective settings), checked against their macro-F1.
+    """
+    from rnaseq_saliency.model import load_model
+
+    key = run_key(root, name, scale, seed)
+    tissues, expression, _ = prepare_scale(root, scale)
+    samples, _ = prepare_split(root / f"scale{scale:g}", tissues, expression, seed)
+    test = load_split_rows(expression, read_samples(samples), "test")
+    path = logits_path(root, key)
+    trained = [
+        r
+        for r in runs
+        if r["scale"] == scale
+        and not r.get("reused")
+        and r["variant"] in VARIANTS
+        and run_key(root, r["variant"], scale, r["seed"]) == key
+    ]
+    model_dir = root / f"scale{scale:g}" / f"split{trained[0]['seed']}" / "runs"
+    model = load_model(model_dir / trained[0]["variant"])
+    if not path.exists():
+        logits = model.logits(test.matrix)
+        labels = list(model.tissues)
+        f1 = _macro_f1(test.tissues, [labels[i] for i in logits.argmax(axis=1)], labels)
+        if abs(f1 - trained[0]["model_macro_f1"]) > 1e-9:
+            raise RuntimeError(f"{model_dir}: macro-F1 {f1} is not the recorded one")
+        save_logits(path, logits)
+    return np.load(path), list(model.tissues), test.tissues
+
+
+def ensemble_row(root: Path, runs: list[dict[str, Any]], name: str, scale: float, seed: int):
+    """Score ensemble ``name`` on split ``seed``: argmax of the mean of its members' logits."""
+    members = [
+        next(r for r in runs if r["variant"] == m and r["scale"] == scale and r["seed"] == seed)
+        for m in ENSEMBLES[name]
+    ]
+    outputs = [member_logits(root, runs, m, scale, seed) for m in ENSEMBLES[name]]
+    labels, truth = outputs[0][1], outputs[0][2]
+    if any(o[1] != labels for o in outputs):
+        raise RuntimeError(f"{name}: members have different tissue orders")
+    mean = np.mean([o[0] for o in outputs], axis=0)
+    model_f1 = _macro_f1(truth, [labels[i] for i in mean.argmax(axis=1)], labels)
+    base_f1 = members[0]["baseline_macro_f1"]
+    return {
+        **{k: members[0][k] for k in ("n_train", "n_val", "n_test", "test_fingerprint")},
+        "variant": name,
+        "scale": scale,
+        "seed": seed,
+        "model_macro_f1": model_f1,
+        "baseline_macro_f1": base_f1,
+        "model_minus_baseline": model_f1 - base_f1,
+        # per member (means), and the time of all members' trainings together
+        "best_epoch": float(np.mean([m["best_epoch"] for m in members])),
+        "epochs_run": float(np.mean([m["epochs_run"] for m in members])),
+        "train_s": round(sum(m["train_s"] for m in members), 1),
+        "members": {m["variant"]: m["model_macro_f1"] for m in members},
     }
 
 
@@ -232,7 +333,8 @@ def table(runs: list[dict[str, Any]]) -> str:
         "| model − baseline | epochs run (kept) | train s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    order = list(VARIANTS) + sorted({r["variant"] for r in runs} - set(VARIANTS))
+    named = list(VARIANTS) + list(ENSEMBLES)
+    order = named + sorted({r["variant"] for r in runs} - set(named))
     for name in order:
         for scale in sorted({r["scale"] for r in runs}):
             rows = [r for r in runs if r["variant"] == name and r["scale"] == scale]
@@ -276,11 +378,35 @@ def _known_results(root: Path, runs: list[dict[str, Any]]) -> dict[str, dict[str
     }
 
 
+def _measure(args: argparse.Namespace, name: str, scale: float, state: dict[str, Any]) -> None:
+    """Run (or reuse, or for an ensemble compose) variant ``name`` at ``scale`` on every seed."""
+    runs_path = args.workdir / "runs.jsonl"
+    for member in ENSEMBLES.get(name, []):
+        _measure(args, member, scale, state)
+    for seed in args.seeds:
+        if (name, scale, seed) in state["done"]:
+            continue
+        if name in ENSEMBLES:
+            row = ensemble_row(args.workdir, read_runs(runs_path), name, scale, seed)
+        else:
+            key = run_key(args.workdir, name, scale, seed)
+            if key in state["known"]:
+                row = {**state["known"][key], "variant": name, "seed": seed, "reused": True}
+            else:
+                row = run_one(args.workdir, name, scale, seed, args.threads, key)
+            state["known"][key] = row
+        state["done"].add((name, scale, seed))
+        with runs_path.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--scales", nargs="*", type=float, default=[0.02, 0.1])
+    names = list(VARIANTS) + list(ENSEMBLES)
+    parser.add_argument("--variants", nargs="*", default=names, choices=names)
+    parser.add_argument("--scales", nargs="*", type=float, default=[0.1, 0.02])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--report", action="store_true", help="print the table and stop")
@@ -289,22 +415,13 @@ def main() -> None:
     runs_path = args.workdir / "runs.jsonl"
     args.workdir.mkdir(parents=True, exist_ok=True)
     runs = read_runs(runs_path)
-    done = {(r["variant"], r["scale"], r["seed"]) for r in runs}
-    known = {} if args.report else _known_results(args.workdir, runs)
+    state = {
+        "done": {(r["variant"], r["scale"], r["seed"]) for r in runs},
+        "known": {} if args.report else _known_results(args.workdir, runs),
+    }
     for name in [] if args.report else args.variants:
         for scale in args.scales:
-            for seed in args.seeds:
-                if (name, scale, seed) in done:
-                    continue
-                key = run_key(args.workdir, name, scale, seed)
-                if key in known:
-                    row = {**known[key], "variant": name, "seed": seed, "reused": True}
-                else:
-                    row = run_one(args.workdir, name, scale, seed, args.threads)
-                known[key] = row
-                with runs_path.open("a") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                print(json.dumps(row), flush=True)
+            _measure(args, name, scale, state)
     runs = read_runs(runs_path)
     print(table(runs))
     for note in split_notes(runs):
