@@ -726,6 +726,8 @@ def test_fewer_replicates_retrain_nothing(replicates_run: Path) -> None:
     assert not {"train", "train_replicate"} & set(scheduled)
     again = scheduled_rules(replicates_run, "train.replicates", 3)
     assert not {"train", "train_replicate", "ensemble", "evaluate"} & set(again)
+
+
 # ------------------------------------------------------------------------------------------
 # Replicate models (issue 20, part 3): consensus saliency and retraining stability.
 # ------------------------------------------------------------------------------------------
@@ -810,5 +812,3 @@ def test_retraining_stability_is_written_and_in_the_report(replicate_run: Path) 
     html = (replicate_run / "report.html").read_text()
     assert "replicate_stability.png" in html and "replicate_stability.tsv" in html
     assert "retraining noise" in html and "Consensus of 3 replicate models" in html
-
-
