@@ -15,6 +15,7 @@ include: "workflow/rules/augment.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/saliency.smk"
+include: "workflow/rules/enrichment.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/sweep.smk"
 

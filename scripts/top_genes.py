@@ -11,4 +11,5 @@ with rule_log(snakemake) as log:
         genes_path=snakemake.input.genes,
         top_genes_path=snakemake.output.top_genes,
         mean_matrix_path=snakemake.output.mean_matrix,
+        replicate_files=list(snakemake.input.replicates),
     )

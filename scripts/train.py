@@ -1,4 +1,5 @@
-"""Snakemake adapter for rule ``train``: see rnaseq_saliency.training.train_rule."""
+"""Snakemake adapter for rules ``train`` and ``train_replicate``: see
+rnaseq_saliency.training.train_rule."""
 
 from rnaseq_saliency.logs import rule_log
 
@@ -17,4 +18,6 @@ with rule_log(snakemake) as log:
         # A sweep run names its own TensorBoard directory (its Paramspace path).
         tensorboard_dir=getattr(snakemake.output, "tensorboard", None),
         threads=snakemake.threads,
+        # Rule train_replicate: replicate r >= 1 (seed train.seed + r); rule train is replicate 0.
+        replicate=int(getattr(snakemake.params, "replicate", 0)),
     )

@@ -471,6 +471,27 @@ def test_attributes_file_url(release: str, url: str) -> None:
     [
         (
             "v8",
+            "https://storage.googleapis.com/adult-gtex/annotations/v8/metadata-files/GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt",
+        ),
+        (
+            "v10",
+            "https://storage.googleapis.com/adult-gtex/annotations/v10/metadata-files/GTEx_Analysis_v10_Annotations_SubjectPhenotypesDS.txt",
+        ),
+    ],
+)
+def test_subjects_file_url(release: str, url: str) -> None:
+    # Issue 21: the shortcut check reads donor sex and age from it, for every data source.
+    assert gtex.subjects_file_url(BASE, release) == url
+    name = url.rsplit("/", 1)[1]
+    assert gtex.subjects_file_name(release) == name
+    assert gtex.file_url(BASE, release, name) == url
+
+
+@pytest.mark.parametrize(
+    ("release", "url"),
+    [
+        (
+            "v8",
             "https://storage.googleapis.com/adult-gtex/references/v8/reference-tables/gencode.v26.GRCh38.genes.gtf",
         ),
         (

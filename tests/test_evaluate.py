@@ -719,7 +719,7 @@ def test_genes_that_differ_from_the_model_are_refused(clean: Dataset, tmp_path: 
 def test_run_evaluation_loads_the_model_from_its_directory(
     clean: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rnaseq_saliency.model
+    import rnaseq_saliency.ensemble
 
     seen = []
     model = FakeModel(clean)
@@ -728,7 +728,8 @@ def test_run_evaluation_loads_the_model_from_its_directory(
         seen.append(Path(model_dir))
         return model
 
-    monkeypatch.setattr(rnaseq_saliency.model, "load_model", fake_load)
+    # The model directory's ensemble (rnaseq_saliency.ensemble), or its one model.
+    monkeypatch.setattr(rnaseq_saliency.ensemble, "load_classifier", fake_load)
     outputs = outputs_in(tmp_path)
     summary = ev.run_evaluation(
         tmp_path / "model",
@@ -767,7 +768,11 @@ def test_captions_render_and_name_the_scored_split(repo: Path, name: str, test_o
     env = Environment(trim_blocks=True, lstrip_blocks=True)
     snakemake = SimpleNamespace(
         params=SimpleNamespace(settings=SimpleNamespace(score_test=test_opt != 0)),
-        config={"data": {"source": "demo"}, "split": {"group_by": "donor"}},
+        config={
+            "data": {"source": "demo"},
+            "split": {"group_by": "donor"},
+            "train": {"replicates": 1},
+        },
     )
     text = env.from_string((repo / f"workflow/report/{name}.rst").read_text()).render(
         snakemake=snakemake
@@ -778,6 +783,33 @@ def test_captions_render_and_name_the_scored_split(repo: Path, name: str, test_o
     assert "GTEx" in text
     if test_opt:
         assert "never seen in training" in text or "gave no sample to training" in text
+
+
+@pytest.mark.parametrize("name", ["classification_report", "evaluation_summary"])
+def test_captions_explain_the_ensemble_only_with_replicates(repo: Path, name: str) -> None:
+    """Issue 20: with train.replicates > 1 the report says the model is the replicates'
+    ensemble and that each replicate is shown beside it; with one, nothing changes."""
+    from types import SimpleNamespace
+
+    from docutils.core import publish_parts
+    from jinja2 import Environment
+
+    env = Environment(trim_blocks=True, lstrip_blocks=True)
+    texts = {}
+    for replicates in (1, 3):
+        snakemake = SimpleNamespace(
+            params=SimpleNamespace(settings=SimpleNamespace(score_test=True)),
+            config={
+                "data": {"source": "demo"},
+                "split": {"group_by": "donor"},
+                "train": {"replicates": replicates},
+            },
+        )
+        caption = (repo / f"workflow/report/{name}.rst").read_text()
+        texts[replicates] = env.from_string(caption).render(snakemake=snakemake)
+        publish_parts(texts[replicates], writer="html", settings_overrides={"halt_level": 2})
+    assert "ensemble" not in texts[1]
+    assert "ensemble" in texts[3] and "replicates: 3" in texts[3].replace("``", "")
 
 
 # --------------------------------------------------------------------------- calibration (issue 19)

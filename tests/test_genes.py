@@ -102,8 +102,9 @@ def write_list(path: Path, text: str) -> Path:
 
 def test_reads_gene_records_in_order(small_gtf: Path) -> None:
     table = read_gtf_genes(small_gtf)
-    assert list(table.columns) == ["gene_id", "gene_name", "gene_type"]
-    assert list(table.itertuples(index=False, name=None)) == SMALL
+    assert list(table.columns) == ["gene_id", "gene_name", "gene_type", "chrom"]
+    assert list(table.iloc[:, :3].itertuples(index=False, name=None)) == SMALL
+    assert set(table["chrom"]) == {"chr1"}  # the sequence name, first GTF field
 
 
 def test_protein_coding_filter_selects_exactly_the_v26_coding_genes(v26_like_gtf) -> None:

@@ -19,6 +19,7 @@ from rnaseq_saliency.datasets import LabelledRows
 from rnaseq_saliency.expression import ExpressionTable, write_expression
 from rnaseq_saliency.figures_training import best_epoch, plot_training_curves
 from rnaseq_saliency.history import HISTORY_COLUMNS, EpochRecord, write_history
+from rnaseq_saliency.settings import TrainingSettings
 
 torch.set_num_threads(1)
 
@@ -614,3 +615,130 @@ def test_best_epoch_without_a_best_column_is_the_lowest_validation_loss() -> Non
     assert best_epoch(table) == 2
     table["val_loss"] = np.nan
     assert best_epoch(table) == 3
+
+
+# ----------------------------------------------------------------------------- replicates
+
+
+def _settings(**changes) -> TrainingSettings:
+    values = {**{k: tuple(v) if isinstance(v, list) else v for k, v in MODEL.items()}, **TRAIN}
+    values.update(epochs=2, measure="tpm", **changes)
+    return TrainingSettings(**{field: values[field] for field in TrainingSettings._fields})
+
+
+def train_replicates(root: Path, replicates: int, **changes) -> list[Path]:
+    """Rule train (replicate 0) and rule train_replicate (1..) on one set of files; returns the
+    model directories (results/model, results/model/replicates/<r>)."""
+    from rnaseq_saliency.ensemble import replicate_dir
+
+    inputs = _write_inputs(root / "results", test_seed=3)
+    dirs = []
+    for replicate in range(replicates):
+        out = replicate_dir(root / "results" / "model", replicate)
+        tr.train_rule(
+            _settings(**changes),
+            **inputs,
+            weights_path=out / md.WEIGHTS_FILE,
+            model_json_path=out / md.JSON_FILE,
+            history_path=out / tr.HISTORY_FILE,
+            tensorboard_root=root / "results" / "tensorboard",
+            threads=1,
+            replicate=replicate,
+        )
+        dirs.append(out)
+    return dirs
+
+
+def test_replicate_zero_is_the_model_of_rule_train_bit_for_bit(tmp_path: Path) -> None:
+    """train.replicates: 1 changes nothing: replicate 0 is what rule train wrote before
+    replicates existed (train_from_files with the plain settings), byte for byte."""
+    (replicate_0,) = train_replicates(tmp_path / "new", 1)
+    settings = _settings()
+    inputs = _write_inputs(tmp_path / "today" / "results", test_seed=3)
+    today = tmp_path / "today" / "results" / "model"
+    tr.train_from_files(
+        **inputs,
+        weights_path=today / md.WEIGHTS_FILE,
+        model_json_path=today / md.JSON_FILE,
+        history_path=today / tr.HISTORY_FILE,
+        tensorboard_dir=tmp_path / "today" / "tb",
+        model_cfg=settings.section("model"),
+        train_cfg=settings.section("train"),
+        run_config=settings.run_config(),
+        threads=1,
+    )
+    for name in (md.WEIGHTS_FILE, md.JSON_FILE):
+        assert (replicate_0 / name).read_bytes() == (today / name).read_bytes(), name
+    history = pd.read_csv(replicate_0 / tr.HISTORY_FILE, sep="\t").drop(columns="seconds")
+    expected = pd.read_csv(today / tr.HISTORY_FILE, sep="\t").drop(columns="seconds")
+    pd.testing.assert_frame_equal(history, expected)
+
+
+def test_replicates_differ_only_by_seed(tmp_path: Path) -> None:
+    """Same rows, same split, same settings; seed train.seed + r; other weights."""
+    dirs = train_replicates(tmp_path, 3, seed=5)
+    metadata = [json.loads((d / md.JSON_FILE).read_text()) for d in dirs]
+    models = [md.load_model(d) for d in dirs]
+    assert [m["config"]["train"]["seed"] for m in metadata] == [5, 6, 7]
+    assert "replicate" not in metadata[0]["config"]
+    assert [m["config"].get("replicate") for m in metadata[1:]] == [
+        {"index": 1, "base_seed": 5},
+        {"index": 2, "base_seed": 5},
+    ]
+    for meta, model in zip(metadata[1:], models[1:], strict=True):
+        # The training rows, per tissue, and the validation rows are the same ones ...
+        for key in ("n_training_rows", "n_synthetic_training_rows", "n_validation_rows"):
+            assert meta["training"][key] == metadata[0]["training"][key], key
+        assert (
+            meta["training"]["training_rows_per_tissue"]
+            == (metadata[0]["training"]["training_rows_per_tissue"])
+        )
+        # ... scaled with the same statistics (fitted on those rows), into the same network
+        np.testing.assert_array_equal(model.mean, models[0].mean)
+        np.testing.assert_array_equal(model.std, models[0].std)
+        assert meta["architecture"] == metadata[0]["architecture"]
+        settings = {k: v for k, v in meta["training"]["settings"].items() if k != "seed"}
+        assert settings == {
+            k: v for k, v in metadata[0]["training"]["settings"].items() if k != "seed"
+        }
+        assert {k: v for k, v in meta["config"]["train"].items() if k != "seed"} == {
+            k: v for k, v in metadata[0]["config"]["train"].items() if k != "seed"
+        }
+        # ... and only the seed makes other weights.
+        assert meta["weights"]["sha256"] != metadata[0]["weights"]["sha256"]
+    runs = sorted(p.name for p in (tmp_path / "results" / "tensorboard").iterdir())
+    assert len(runs) == 3 and [r.endswith("_replicate_1") for r in runs].count(True) == 1
+    assert any("_seed6_" in r and r.endswith("_replicate_1") for r in runs)
+
+
+def test_a_replicate_trains_with_the_jobs_thread_count(tmp_path: Path, monkeypatch) -> None:
+    """Replicate jobs share the cores (threads = cores // replicates): torch must use the
+    job's count while it trains, and give the old count back after."""
+    seen = []
+    batches = tr.train_batches
+
+    def counting(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return batches(*args, **kwargs)
+
+    monkeypatch.setattr(tr, "train_batches", counting)
+    before = torch.get_num_threads()
+    inputs = _write_inputs(tmp_path / "results")
+    out = tmp_path / "results" / "model" / "replicates" / "1"
+    tr.train_rule(
+        _settings(),
+        **inputs,
+        weights_path=out / md.WEIGHTS_FILE,
+        model_json_path=out / md.JSON_FILE,
+        history_path=out / tr.HISTORY_FILE,
+        tensorboard_root=tmp_path / "tb",
+        threads=2,
+        replicate=1,
+    )
+    assert seen and set(seen) == {2}
+    assert torch.get_num_threads() == before
+
+
+def test_a_negative_replicate_is_an_error() -> None:
+    with pytest.raises(ValueError, match="replicate -1"):
+        tr.replicate_settings(_settings(), -1)

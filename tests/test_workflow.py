@@ -33,6 +33,8 @@ SMALL_CONFIG = {
             "brain_frontal_cortex_ba9",
             "whole_blood",
             "kidney_medulla",
+            # The demo's planted shortcut (issue 21): long ischemic time and stress genes.
+            "colon_transverse",
         ],
     },
     "demo": {"n_genes": 400},
@@ -96,6 +98,19 @@ def test_the_workflow_writes_every_target(demo_run: Path) -> None:
     for key in ("ece_before", "ece_after", "nll_before", "nll_after"):
         assert 0 <= calibration[key] < float("inf"), key
     assert (results / "evaluation/calibration.png").stat().st_size > 0
+    # Issue 19: the sample checks beside the model; held-out samples and mixtures checked.
+    from rnaseq_saliency.evaluate_checks import read_held_out, read_mixtures
+    from rnaseq_saliency.sample_checks import read_sample_checks
+
+    checks = read_sample_checks(results / "model")
+    assert checks.tissues == sorted(SMALL_CONFIG["data"]["tissues"])
+    held_out = read_held_out(results / "evaluation/sample_checks.tsv")
+    assert set(held_out["split"]) == {"val", "test"}
+    assert held_out["novel"].mean() < 0.2
+    mixtures = read_mixtures(results / "evaluation/mixtures.tsv")
+    assert mixtures["minor_fraction"].tolist() == [0, 0.05, 0.1, 0.2, 0.3, 0.5]
+    assert mixtures["flagged_rate"].iloc[-1] > 0.5
+    assert (results / "evaluation/mixtures.png").stat().st_size > 0
     history = pd.read_csv(results / "model/history.tsv", sep="\t")
     assert 1 <= len(history) <= 4
     assert any((results / "tensorboard").rglob("events.out.tfevents.*"))
@@ -186,9 +201,35 @@ def test_methods_change_recomputes_maps_but_not_the_model(demo_run: Path) -> Non
     assert "choose_method" in forced and "saliency" not in forced and "train" not in forced
 
 
+def test_enrichment_and_shortcut_check_find_what_the_demo_planted(demo_run: Path) -> None:
+    """Issue 21 on the demo: the HPA set of pancreas and of liver leads their enrichment (the
+    demo is built from those markers: a plumbing check), and the shortcut check flags the planted
+    ischemic-time shortcut in colon_transverse and nothing anywhere else."""
+    from rnaseq_saliency.enrichment import read_enrichment
+    from rnaseq_saliency.shortcuts import read_shortcuts
+
+    results = demo_run / "results"
+    for tissue in ("pancreas", "liver"):
+        table = read_enrichment(results / f"enrichment/{tissue}.tsv")
+        assert (table.iloc[0]["library"], table.iloc[0]["set"]) == ("hpa", tissue), table.head()
+        assert table.iloc[0]["FDR"] < 0.05
+    assert (results / "enrichment/summary.png").stat().st_size > 0
+    checks = read_shortcuts(results / "saliency/shortcuts.tsv")
+    flagged = checks.loc[checks["flagged"], ["tissue", "check"]]
+    assert list(map(tuple, flagged.to_numpy())) == [("colon_transverse", "SMTSISCH")]
+    planted = {"FOSB", "ATF3", "NR4A1", "NR4A3", "IER3", "KLF4", "CYR61", "MYC"}
+    genes = checks.set_index(["tissue", "check"]).loc[("colon_transverse", "SMTSISCH"), "genes"]
+    assert set(genes.split(",")) <= planted, genes
+    log = (demo_run / "logs/shortcuts.log").read_text()
+    assert "WARNING" in log and "possible shortcut in colon_transverse" in log
+
+
 def test_report_is_built(demo_run: Path) -> None:
     snakemake(demo_run, "--report", str(demo_run / "report.html"))
     html = (demo_run / "report.html").read_text()
+    # Issue 21: the enrichment summary and the shortcut check, with their captions.
+    assert "summary.png" in html and "Gene-set enrichment of each tissue" in html
+    assert "filename=shortcuts.tsv;base64," in html and "Shortcut check" in html
     assert "confusion_matrix.png" in html and "pca_augmentation.png" in html
     assert "calibration.png" in html and "expected calibration error" in html
     # The report carries each tissue's top genes; the full ranking (70 MB at GTEx size) stays out.
@@ -330,6 +371,7 @@ def write_v10_reads_dir(local: Path, tissues: list[str]) -> None:
         old.rename(local / gtex.tissue_file_name("v10", "reads", tissue))
     (source / gtex.attributes_file_name("v8")).rename(local / gtex.attributes_file_name("v10"))
     (source / gtex.gtf_file_name("v8")).rename(local / gtex.gtf_file_name("v10"))
+    (source / gtex.subjects_file_name("v8")).rename(local / gtex.subjects_file_name("v10"))
     demo.merge_gct_files(
         [local / gtex.tissue_file_name("v10", "reads", t) for t in all_tissue_labels()],
         local / gtex.matrix_file_name("v10", "reads"),
@@ -419,6 +461,9 @@ ALTERNATIVES: dict[str, object] = {
     "saliency.smoothgrad_stdev": 0.2,
     "saliency.validation_top_k": 5,
     "saliency.seed": 1,
+    "saliency.enrichment_permutations": 100,
+    "saliency.shortcut_top_k": 20,
+    "saliency.shortcut_max_share": 0.1,
     "predict.max_missing_fraction": 0.1,
     "predict.top_n": 5,
     "sweep.samples": 2,
@@ -431,6 +476,12 @@ ALTERNATIVES: dict[str, object] = {
     "sweep.train.weight_decay": [0.01],
     "sweep.augment.method": ["none"],
     "sweep.augment.min_samples": [10],
+    "sample_checks.novelty_rate": 0.02,
+    "sample_checks.novelty_method": "pca_distance",
+    "sample_checks.mixture_rate": 0.05,
+    "sample_checks.mixture_pairs": 10,
+    "sample_checks.mixture_fractions": [0.1],
+    "sample_checks.seed": 1,
 }
 # Keys without an offline alternative that this test can run, and why.
 NOT_DRY_RUN = {
@@ -444,8 +495,11 @@ NOT_DRY_RUN = {
     "tested by test_matrix_layout_gives_byte_identical_expression_files",
     "data.tissues": "changes which jobs exist (structural)",
     "saliency.marker_sets": "changes saliency_validation's input file, not a param (structural)",
+    "saliency.gene_sets": "changes rule enrichment's input files, not a param (structural)",
     "predict.input": "adds rule predict, which needs a file of samples (structural)",
     "sweep.enabled": "turns on the sweep's own rules; test_sweep.py runs them",
+    "train.replicates": "changes which replicate jobs exist (structural): tested by "
+    "test_more_replicates_schedule_only_the_new_models_and_their_dependents",
 }
 TARGETS = {
     "default": [],
@@ -586,3 +640,175 @@ def test_a_failed_job_says_why_in_its_log(demo_run: Path, tmp_path: Path) -> Non
     assert result.returncode != 0
     last = (tmp_path / "logs/ingest/liver.log").read_text().rstrip("\n").splitlines()[-1]
     assert "rule ingest failed: GctFormatError:" in last and "truncated or corrupt gzip" in last
+
+
+# ----------------------------------------------------------------------------- replicates
+# Issue 20: train.replicates trains more models on the same rows (seed train.seed + r); the
+# ensemble of them is what evaluate and predict use.
+
+
+def descendants(workdir: Path, configfile: Path, rules: set[str]) -> Counter:
+    """Jobs of ``rules`` and every job downstream of them, per rule, in the DAG of a config."""
+    dot = snakemake(workdir, "--dag", "dot", configfile=configfile).stdout
+    names = {m[0]: m[1] for m in re.findall(r'^\s*(\d+)\[label = "(\w+)', dot, re.MULTILINE)}
+    children: dict[str, set[str]] = {job: set() for job in names}
+    for source, target in re.findall(r"^\s*(\d+) -> (\d+)", dot, re.MULTILINE):
+        children[source].add(target)
+    todo = [job for job, rule in names.items() if rule in rules]
+    seen = set(todo)
+    while todo:
+        for child in children[todo.pop()] - seen:
+            seen.add(child)
+            todo.append(child)
+    return Counter(names[job] for job in seen)
+
+
+def test_more_replicates_schedule_only_the_new_models_and_their_dependents(
+    demo_run: Path,
+) -> None:
+    """1 -> 3: the two new training jobs, the ensemble and what depends on them; no data step,
+    no retraining of the model that exists."""
+    scheduled = Counter(scheduled_rules(demo_run, "train.replicates", 3))
+    assert scheduled["train_replicate"] == 2 and scheduled["ensemble"] == 1
+    assert "train" not in scheduled
+    expected = descendants(demo_run, demo_run / "changed.yaml", {"train_replicate", "ensemble"})
+    assert scheduled == expected
+
+
+@pytest.fixture(scope="module")
+def replicates_run(demo_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The finished demo run, then train.replicates: 3 up to the evaluation."""
+    workdir = tmp_path_factory.mktemp("replicates_run") / "run"
+    shutil.copytree(demo_run, workdir, symlinks=True)
+    config = with_override(SMALL_CONFIG, "train.replicates", 3)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(workdir, "results/model/ensemble.json", "results/evaluation/summary.json")
+    return workdir
+
+
+def test_replicates_train_beside_the_model_on_the_same_rows(
+    demo_run: Path, replicates_run: Path
+) -> None:
+    model = replicates_run / "results/model"
+    for name in ("model.safetensors", "model.json"):  # replicate 0: the existing model, kept
+        assert (model / name).read_bytes() == (demo_run / "results/model" / name).read_bytes()
+    first = json.loads((model / "model.json").read_text())
+    for r in (1, 2):
+        meta = json.loads((model / f"replicates/{r}/model.json").read_text())
+        assert meta["config"]["train"]["seed"] == first["config"]["train"]["seed"] + r
+        for key in ("n_training_rows", "n_validation_rows", "training_rows_per_tissue"):
+            assert meta["training"][key] == first["training"][key], key
+        assert meta["weights"]["sha256"] != first["weights"]["sha256"]
+        assert (replicates_run / f"benchmarks/train_replicate/{r}.tsv").stat().st_size > 0
+        assert "kept epoch" in (replicates_run / f"logs/train_replicate/{r}.log").read_text()
+    runs = [p.name for p in (replicates_run / "results/tensorboard").iterdir()]
+    assert sorted(r.rsplit("_", 1)[1] for r in runs if "_replicate_" in r) == ["1", "2"]
+    ensemble = json.loads((model / "ensemble.json").read_text())
+    assert [m["path"] for m in ensemble["members"]] == [".", "replicates/1", "replicates/2"]
+
+
+def test_evaluation_shows_the_ensemble_next_to_each_replicate(replicates_run: Path) -> None:
+    summary = json.loads((replicates_run / "results/evaluation/summary.json").read_text())
+    assert [entry["seed"] for entry in summary["replicates"]] == [0, 1, 2]
+    assert summary["ensemble"]["n_members"] == 3
+    assert summary["ensemble"]["macro_f1"] == summary["model"]["macro_f1"]
+    ensemble = json.loads((replicates_run / "results/model/ensemble.json").read_text())
+    assert summary["calibration"]["temperature"] == ensemble["calibration"]["temperature"]
+    page = (replicates_run / "results/evaluation/classification_report.html").read_text()
+    assert "model (ensemble of 3)" in page
+    assert all(f"(seed {seed})" in page for seed in (0, 1, 2))
+
+
+def test_fewer_replicates_retrain_nothing(replicates_run: Path) -> None:
+    """3 -> 2: replicate 2 is left out of the ensemble; no model is trained again."""
+    scheduled = scheduled_rules(replicates_run, "train.replicates", 2)
+    assert scheduled.get("ensemble") == 1 and "evaluate" in scheduled
+    assert not {"train", "train_replicate"} & set(scheduled)
+    again = scheduled_rules(replicates_run, "train.replicates", 3)
+    assert not {"train", "train_replicate", "ensemble", "evaluate"} & set(again)
+
+
+# ------------------------------------------------------------------------------------------
+# Replicate models (issue 20, part 3): consensus saliency and retraining stability.
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replicate_run(replicates_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The train.replicates: 3 run (models and evaluation done), run to the end."""
+    workdir = tmp_path_factory.mktemp("replicate_run") / "run"
+    shutil.copytree(replicates_run, workdir, symlinks=True)
+    snakemake(workdir)
+    return workdir
+
+
+def test_one_model_run_has_no_replicate_outputs(demo_run: Path) -> None:
+    from rnaseq_saliency.saliency import TOP_GENES_COLUMNS
+
+    saliency = demo_run / "results/saliency"
+    assert not (saliency / "replicates").exists()
+    assert not (saliency / "replicate_stability.tsv").exists()
+    header = (saliency / "top_genes.tsv").read_text().split("\n", 1)[0]
+    assert header.split("\t") == TOP_GENES_COLUMNS
+    header = (saliency / "top_genes_per_tissue.tsv").read_text().split("\n", 1)[0]
+    assert header.split("\t") == TOP_GENES_COLUMNS
+
+
+def test_replicate_maps_explain_replicate_0s_samples_by_the_chosen_method(
+    replicate_run: Path,
+) -> None:
+    from rnaseq_saliency.saliency import read_tissue_saliency
+
+    saliency = replicate_run / "results/saliency"
+    method = json.loads((saliency / "chosen_method.json").read_text())["method"]
+    for tissue in SMALL_CONFIG["data"]["tissues"]:
+        first = read_tissue_saliency(saliency / "maps" / method / f"{tissue}.parquet")
+        other = read_tissue_saliency(saliency / "replicates/1" / f"{tissue}.parquet")
+        assert other.info["method"] == method and other.info["replicate"] == 1
+        assert other.sample_ids == first.sample_ids
+        if first.n_samples:  # another model: other maps of the same samples
+            assert not np.array_equal(other.maps, first.maps)
+    # Only the chosen method is computed for replicates 1 and 2.
+    n_tissues = len(SMALL_CONFIG["data"]["tissues"])
+    assert len(list((saliency / "replicates").rglob("*.parquet"))) == 2 * n_tissues
+
+
+def test_top_genes_rank_by_the_consensus_of_the_replicates(replicate_run: Path) -> None:
+    from rnaseq_saliency.consensus import gene_ranks
+    from rnaseq_saliency.saliency import read_mean_matrix, read_tissue_saliency, read_top_genes
+
+    saliency = replicate_run / "results/saliency"
+    method = json.loads((saliency / "chosen_method.json").read_text())["method"]
+    top = read_top_genes(saliency / "top_genes.tsv")
+    matrix = read_mean_matrix(saliency / "mean_saliency.parquet")
+    tissue = "liver"
+    first = read_tissue_saliency(saliency / "maps" / method / f"{tissue}.parquet")
+    other = read_tissue_saliency(saliency / "replicates/1" / f"{tissue}.parquet")
+    third = read_tissue_saliency(saliency / "replicates/2" / f"{tissue}.parquet")
+    consensus = (first.mean.astype(np.float64) + other.mean + third.mean) / 3
+    np.testing.assert_allclose(matrix[tissue], consensus, rtol=1e-5, atol=1e-7)
+    rows = top.loc[top["tissue"] == tissue].set_index("gene_id").loc[first.gene_ids]
+    assert rows["rank_replicate_0"].tolist() == gene_ranks(first.mean).tolist()
+    assert rows["rank_replicate_1"].tolist() == gene_ranks(other.mean).tolist()
+    short = pd.read_csv(saliency / "top_genes_per_tissue.tsv", sep="\t")
+    ranks = ["rank_replicate_0", "rank_replicate_1", "rank_replicate_2"]
+    in_top = (short[ranks] <= 10).sum(axis=1)
+    assert short["replicates_in_top_n"].tolist() == in_top.tolist()
+    assert set(short["replicates_in_top_n"]) <= {0, 1, 2, 3}
+
+
+def test_retraining_stability_is_written_and_in_the_report(replicate_run: Path) -> None:
+    from rnaseq_saliency.consensus import read_stability
+
+    table = read_stability(replicate_run / "results/saliency/replicate_stability.tsv")
+    tissues = SMALL_CONFIG["data"]["tissues"]
+    assert table["tissue"].tolist() == [*tissues, "all_tissues_median"]
+    assert (table["n_replicates"] == 3).all() and (table["top_n"] == 10).all()
+    values = table.dropna()
+    assert len(values) >= len(tissues) // 2
+    assert values["jaccard_top_n"].between(0, 1).all() and values["spearman"].between(-1, 1).all()
+    assert (replicate_run / "results/saliency/replicate_stability.png").stat().st_size > 0
+    snakemake(replicate_run, "--report", str(replicate_run / "report.html"))
+    html = (replicate_run / "report.html").read_text()
+    assert "replicate_stability.png" in html and "replicate_stability.tsv" in html
+    assert "retraining noise" in html and "Consensus of 3 replicate models" in html

@@ -193,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="CPU threads (default: torch's)",
     )
+    predict.add_argument(
+        "--no-figures",
+        action="store_true",
+        help="write no per-sample figure (faster for many samples; the tables hold the numbers)",
+    )
     predict.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     return parser
 
@@ -220,6 +225,7 @@ def _predict(args: argparse.Namespace) -> None:
             seed=args.seed,
         ),
         threads=args.threads,
+        figures=not args.no_figures,
     )
 
 

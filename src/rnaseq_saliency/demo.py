@@ -130,7 +130,7 @@ SHORTCUT_GENES = ("FOSB", "ATF3", "NR4A1", "NR4A3", "IER3", "KLF4", "CYR61", "MY
 SHORTCUT_MINUTES = (600, 1600)  # SMTSISCH range of the confounded tissue's samples
 SHORTCUT_SLOPE = 0.2  # natural-log units of expression per hour of ischemic time
 
-SUBJECT_FILE = "GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt"
+SUBJECT_FILE = gtex.subjects_file_name("v8")
 SPECIFIC_GENES_FILE = "demo_tissue_specific_genes.tsv"
 CML_SMTSD = "Cells - Leukemia cell line (CML)"
 _ALNUM = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"))

@@ -306,8 +306,10 @@ def report_html(
             for name, values in comparison.items()
         ]
         if difference_label is not None:
+            # Right below the two rows it compares (any further rows, e.g. replicates, follow).
             first, second = list(comparison.values())[:2]
-            rows.append([difference_label, *(f"{first[m] - second[m]:+.3f}" for m in metrics)])
+            difference = [difference_label, *(f"{first[m] - second[m]:+.3f}" for m in metrics)]
+            rows.insert(2, difference)
         parts.append(_html_table(["classifier", *metrics], rows))
     parts.append(_html_table(REPORT_COLUMNS, _formatted(report)))
     parts += ["</body>", "</html>"]
@@ -812,6 +814,92 @@ def _calibration_report(
     return {"split": split, "fitted_on": "val", **metrics}
 
 
+def replicate_section(
+    model: Classifier,
+    rows: LabelledRows,
+    labels: list[str],
+    model_metrics: Mapping[str, float],
+    calibration: Mapping[str, Any],
+) -> dict[str, Any]:
+    """With an ensemble of several replicates (``rnaseq_saliency.ensemble.Ensemble``), each
+    replicate's metrics on the evaluated ``rows`` and the ensemble's, for summary.json; empty
+    for a single model, so that ``train.replicates: 1`` keeps summary.json as it was.
+
+    Each entry holds ``report_metrics`` of its calls, its temperature, and the top-label ECE and
+    NLL of its calibrated probabilities (a replicate with its own temperature, the ensemble with
+    its one temperature fitted on the validation mean logits: ``model_metrics`` and
+    ``calibration`` are the ensemble's, as evaluated). The spread across replicates is
+    retraining noise; the ensemble's macro-F1 minus the replicates' mean is what averaging gains.
+    """
+    from rnaseq_saliency.calibration import calibration_metrics
+
+    members = getattr(model, "members", None) or []
+    if len(members) < 2:
+        return {}
+    position = {label: i for i, label in enumerate(labels)}
+    true_index = np.asarray([position[t] for t in rows.tissues], dtype=np.int64)
+    replicates = []
+    for path, seed, member in zip(model.member_paths, model.member_seeds, members, strict=True):
+        logits = np.asarray(member.logits(rows.matrix), dtype=np.float64)
+        predicted = [labels[i] for i in logits.argmax(axis=1)]
+        report = classification_report_table(list(rows.tissues), predicted, labels)
+        fit = calibration_metrics(logits, true_index, member.temperature)
+        replicates.append(
+            {
+                "path": path,
+                "seed": seed,
+                **report_metrics(report),
+                "temperature": fit["temperature"],
+                "ece": fit["ece_after"],
+                "nll": fit["nll_after"],
+            }
+        )
+    ensemble = {
+        "n_members": len(members),
+        **model_metrics,
+        "temperature": calibration["temperature"],
+        "ece": calibration["ece_after"],
+        "nll": calibration["nll_after"],
+    }
+    mean_f1 = float(np.mean([entry["macro_f1"] for entry in replicates]))
+    return {
+        "replicates": replicates,
+        "ensemble": ensemble,
+        "ensemble_minus_mean_replicate": ensemble["macro_f1"] - mean_f1,
+    }
+
+
+def _log_replicates(section: Mapping[str, Any], split_name: str) -> None:
+    for entry in [*section.get("replicates", []), section.get("ensemble")]:
+        if entry is None:
+            continue
+        name = (
+            f"replicate {entry['path']} (seed {entry['seed']})"
+            if "seed" in entry
+            else (f"ensemble of {entry['n_members']}")
+        )
+        log.info(
+            "%s on %s: accuracy %.4f, macro F1 %.4f, ECE %.4f, NLL %.4f",
+            name,
+            split_name,
+            entry["accuracy"],
+            entry["macro_f1"],
+            entry["ece"],
+            entry["nll"],
+        )
+
+
+def _comparison(result: Mapping[str, Any]) -> dict[str, Mapping[str, float]]:
+    """The rows of the report page's headline table: the model (the ensemble, when there are
+    replicates) and the baseline, then each replicate."""
+    replicates = result.get("replicates", [])
+    name = f"model (ensemble of {len(replicates)})" if replicates else "model"
+    comparison = {name: result["model"], "baseline (logistic regression)": result["baseline"]}
+    for entry in replicates:
+        comparison[f"replicate {entry['path']} (seed {entry['seed']})"] = entry
+    return comparison
+
+
 def _write_summary(
     split: str,
     model_report: pd.DataFrame,
@@ -824,8 +912,10 @@ def _write_summary(
     n_evaluated: int,
     outputs: Mapping[str, str | os.PathLike[str]],
     calibration: dict[str, Any],
+    evaluated_rows: LabelledRows,
 ) -> dict[str, Any]:
-    """The summary JSON and the HTML report comparing the model with the baseline."""
+    """The summary JSON and the HTML report comparing the model with the baseline (and, with
+    replicates, the ensemble with each replicate)."""
     result = summary(
         split,
         model_report,
@@ -835,7 +925,10 @@ def _write_summary(
         test_opt=test_opt,
         extra={"seed": seed, "tissue_order": order, "calibration": calibration},
     )
-    comparison = {"model": result["model"], "baseline (logistic regression)": result["baseline"]}
+    result.update(
+        replicate_section(model, evaluated_rows, list(model.tissues), result["model"], calibration)
+    )
+    comparison = _comparison(result)
     page_title = f"Classification report, {SPLIT_NAMES[split]} samples (n = {n_evaluated})"
     page = report_html(model_report, page_title, comparison, DIFFERENCE_LABEL)
     _write_text(page, outputs["report_html"])
@@ -863,6 +956,7 @@ def _log_results(
             metrics["balanced_accuracy"],
         )
     _log_difference(result, split_name)
+    _log_replicates(result, split_name)
     if test_opt == 2:
         log.info("model classification report (%s):\n%s", split_name, report_markdown(model_report))
         log.info(
@@ -966,6 +1060,7 @@ def evaluate_model(
         len(evaluated),
         outputs,
         calibration,
+        evaluated_rows,
     )
     _log_results(result, split_name, test_opt, model_report, baseline)
     return result
@@ -989,11 +1084,11 @@ def run_evaluation(
     import torch
     from threadpoolctl import threadpool_limits
 
-    from rnaseq_saliency.model import load_model
+    from rnaseq_saliency.ensemble import load_classifier
 
     if threads:
         torch.set_num_threads(threads)
-    model = load_model(model_dir)
+    model = load_classifier(model_dir)
     with threadpool_limits(limits=threads):
         return evaluate_model(
             model, augmented_files, expression_files, samples_tsv, outputs, test_opt, seed

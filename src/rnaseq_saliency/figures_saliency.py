@@ -10,7 +10,7 @@ so that tests can check it sits on the right column.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,8 @@ class HeatmapFigure:
     gene_ids: list[str]
     columns: list[str]  # tissues, left to right
     outlines: list[Any]  # matplotlib.patches.Rectangle: the own tissue's cells
+    # With replicate models: "k/N" beside each row, k of the N replicates rank it in their top n.
+    replicate_counts: list[str] = field(default_factory=list)
 
 
 def _method_of(top_genes: pd.DataFrame) -> str:
@@ -47,6 +49,34 @@ def _method_of(top_genes: pd.DataFrame) -> str:
 
 def _label(gene_id: str, gene_name: str) -> str:
     return gene_name if isinstance(gene_name, str) and gene_name else gene_id
+
+
+def _n_replicates(top_genes: pd.DataFrame) -> int:
+    """How many replicate models a consensus top-genes table combines (0: one model's table)."""
+    from rnaseq_saliency.saliency import replicate_rank_columns
+
+    return len(replicate_rank_columns(top_genes))
+
+
+def _what_is_ranked(top_genes: pd.DataFrame) -> str:
+    n = _n_replicates(top_genes)
+    return f"consensus mean saliency of {n} replicate models" if n else "mean saliency"
+
+
+def _colour_label(top_genes: pd.DataFrame) -> str:
+    what = "consensus mean saliency" if _n_replicates(top_genes) else "mean saliency"
+    return f"{what} (per-sample min-max scaled)"
+
+
+def replicate_counts(chosen: pd.DataFrame) -> list[str]:
+    """``k/N`` per row of a tissue's top genes: k of the N replicates rank the gene in their
+    own top n (the ``replicates_in_top_n`` column); [] for one model's table."""
+    from rnaseq_saliency.saliency import IN_TOP_N_COLUMN
+
+    n = _n_replicates(chosen)
+    if not n or IN_TOP_N_COLUMN not in chosen.columns:
+        return []
+    return [f"{int(k)}/{n}" for k in chosen[IN_TOP_N_COLUMN]]
 
 
 def tissue_top_genes(top_genes: pd.DataFrame, tissue: str, top_n: int) -> pd.DataFrame:
@@ -126,13 +156,17 @@ def plot_tissue_heatmap(
     if missing:
         raise ValueError(f"gene(s) {missing[:3]} of the top genes are not in the mean matrix")
     rows = [_label(g, n) for g, n in zip(gene_ids, chosen["gene_name"], strict=True)]
+    counts = replicate_counts(chosen)
     values = mean_matrix.loc[gene_ids, columns].to_numpy(dtype=np.float64)
     width = min(4.0 + 0.22 * len(columns), 30.0)
     height = 2.5 + 0.28 * len(rows)
     figure, ax = plt.subplots(figsize=(width, height))
     image = _draw_matrix(ax, values, plt)
     ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    labels = (
+        [f"{row}  {count}" for row, count in zip(rows, counts, strict=True)] if counts else rows
+    )
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
     own = columns.index(tissue)
     outline = Rectangle(
         (own - 0.5, -0.5),
@@ -147,17 +181,19 @@ def plot_tissue_heatmap(
     ax.get_xticklabels()[own].set_color(OUTLINE_COLOUR)
     ax.get_xticklabels()[own].set_fontweight("bold")
     ax.set_xlabel("tissue (mean saliency of its correctly classified held-out samples)")
-    ax.set_ylabel("gene")
+    ax.set_ylabel(
+        f"gene (k/N: k of the N replicates rank it in their own top {top_n})" if counts else "gene"
+    )
     ax.set_title(
-        f"{tissue}: top {len(rows)} genes by mean saliency ({_method_of(chosen)}), "
+        f"{tissue}: top {len(rows)} genes by {_what_is_ranked(chosen)} ({_method_of(chosen)}), "
         "across all tissues"
     )
     colourbar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
-    colourbar.set_label("mean saliency (per-sample min-max scaled)")
+    colourbar.set_label(_colour_label(chosen))
     if out_png is not None:
         save_figure(figure, out_png)
     plt.close(figure)
-    return HeatmapFigure(figure, ax, rows, gene_ids, columns, [outline])
+    return HeatmapFigure(figure, ax, rows, gene_ids, columns, [outline], counts)
 
 
 def overview_genes(
@@ -227,11 +263,11 @@ def plot_overview(
     ax.set_xlabel("tissue")
     ax.set_ylabel("gene (tissue whose top gene it is)")
     ax.set_title(
-        f"Top {min(top_n, per_tissue)} genes by mean saliency ({_method_of(top_genes)}) of each "
-        "tissue, across all tissues"
+        f"Top {min(top_n, per_tissue)} genes by {_what_is_ranked(top_genes)} "
+        f"({_method_of(top_genes)}) of each tissue, across all tissues"
     )
     colourbar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
-    colourbar.set_label("mean saliency (per-sample min-max scaled)")
+    colourbar.set_label(_colour_label(top_genes))
     save_figure(figure, out_png)
     plt.close(figure)
     return HeatmapFigure(figure, ax, rows, gene_ids, columns, outlines)

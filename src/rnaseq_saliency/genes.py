@@ -99,7 +99,8 @@ def read_gtf_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
     GTFs, plain or gzip. Ensembl GTFs name the type ``gene_biotype``; it is accepted too.
 
     Returns:
-        DataFrame with string columns ``gene_id``, ``gene_name``, ``gene_type``.
+        DataFrame with string columns ``gene_id``, ``gene_name``, ``gene_type`` and ``chrom``
+        (the sequence name, ``chrY``, ``chrM``).
 
     Raises:
         ValueError: naming the file and line, for a line without 9 tab-separated fields, a
@@ -110,6 +111,7 @@ def read_gtf_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
     ids: list[str] = []
     names: list[str] = []
     types: list[str] = []
+    chroms: list[str] = []
     first_seen: dict[str, int] = {}
     for line_no, line in enumerate(_text_lines(path), start=1):
         if line.startswith("#") or not line.strip():
@@ -135,9 +137,12 @@ def read_gtf_genes(path: str | os.PathLike[str]) -> pd.DataFrame:
         ids.append(gene_id)
         names.append(attributes["gene_name"])
         types.append(gene_type)
+        chroms.append(fields[0])
     if not ids:
         raise ValueError(f"{path}: no 'gene' records; is this a GTF gene model?")
-    return pd.DataFrame({"gene_id": ids, "gene_name": names, "gene_type": types}, dtype=str)
+    return pd.DataFrame(
+        {"gene_id": ids, "gene_name": names, "gene_type": types, "chrom": chroms}, dtype=str
+    )
 
 
 def match_key(gene_id: str) -> str:

@@ -50,6 +50,12 @@ def attributes_file_name(release: str) -> str:
     return f"GTEx_Analysis_{release}_Annotations_SampleAttributesDS.txt"
 
 
+def subjects_file_name(release: str) -> str:
+    """The subject phenotypes file (SUBJID, SEX, AGE, DTHHRDY): open-access donor data."""
+    _check(release)
+    return f"GTEx_Analysis_{release}_Annotations_SubjectPhenotypesDS.txt"
+
+
 def gtf_file_name(release: str) -> str:
     _check(release)
     return _GENCODE[release]
@@ -70,6 +76,11 @@ def attributes_file_url(base_url: str, release: str) -> str:
     return f"{base_url.rstrip('/')}/annotations/{release}/metadata-files/{name}"
 
 
+def subjects_file_url(base_url: str, release: str) -> str:
+    name = subjects_file_name(release)
+    return f"{base_url.rstrip('/')}/annotations/{release}/metadata-files/{name}"
+
+
 def gtf_file_url(base_url: str, release: str) -> str:
     name = gtf_file_name(release)
     return f"{base_url.rstrip('/')}/references/{release}/reference-tables/{name}"
@@ -84,6 +95,8 @@ def file_url(base_url: str, release: str, filename: str) -> str:
         return attributes_file_url(base_url, release)
     if filename == gtf_file_name(release):
         return gtf_file_url(base_url, release)
+    if filename == subjects_file_name(release):
+        return subjects_file_url(base_url, release)
     for measure in MEASURES:
         if filename == matrix_file_name(release, measure):
             return matrix_file_url(base_url, release, measure)

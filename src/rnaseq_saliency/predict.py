@@ -33,6 +33,10 @@ Outputs (``run_predict``):
   tissues; calibrated probabilities, softmax(logits / T) with the model's temperature T, best
   first, ties in model output order as ``evaluate`` breaks them), ``missing_genes`` (model
   genes filled with the training mean), ``figure`` (the file name of the sample's figure);
+  with the sample checks stored beside the model (``rnaseq_saliency.sample_checks``), their
+  columns come before ``missing_genes``: ``call_trusted`` (false for a novel sample),
+  ``novelty_score``, ``novel``, ``component_1``/``fraction_1`` ... ``_3`` (the largest mixture
+  components), ``foreign_organ``, ``foreign_fraction`` and ``possible_mixture``;
 - ``saliency_top_genes.tsv``: per sample its ``top_n`` genes: ``sample_id``, ``predicted``,
   ``rank`` (1 = most salient), ``gene_id`` and ``gene_name`` (the model's), ``saliency`` (the
   map value in [0, 1] of the configured method, target = the predicted tissue, min-max scaled
@@ -562,12 +566,15 @@ def predict_samples(
     max_missing_fraction: float = DEFAULT_MAX_MISSING_FRACTION,
     batch_size: int = 512,
     seed: int = 0,
+    checks: Any = None,
     **options: Any,
 ) -> PredictResult:
     """Top tissues and the top ``top_n`` salient genes of each sample (tables: module doc).
 
     The maps are ``rnaseq_saliency.saliency.attribute`` of ``method`` (with ``options``, e.g.
     ``n_steps`` for integrated gradients) with each sample's predicted tissue as the target.
+    ``checks`` (``rnaseq_saliency.sample_checks.SampleChecks``) adds the novelty and mixture
+    columns before ``missing_genes`` and logs a warning per flagged sample.
     """
     from rnaseq_saliency.saliency import attribute
 
@@ -580,6 +587,13 @@ def predict_samples(
     best = top_tissues(proba)
     tissues = np.asarray(model.tissues, dtype=object)
     predictions = _predictions_table(samples.sample_ids, tissues, proba, best, alignment.n_missing)
+    if checks is not None:
+        from rnaseq_saliency.sample_checks import check_genes, log_flagged, with_checks
+
+        check_genes(checks, model.gene_ids, "predict")
+        called = predictions["tissue_1"].tolist()
+        predictions = with_checks(predictions, checks, alignment.raw, called, "missing_genes")
+        log_flagged(predictions, "tissue_1")
 
     maps = attribute(
         model.network,
@@ -629,11 +643,13 @@ def plot_sample_top_genes(
     abs: bool,
     out_png: str | os.PathLike[str],
     runner_up: tuple[str, float] | None = None,
+    note: str = "",
 ) -> None:
     """A horizontal bar chart of one sample's top genes (most salient on top); imputed in grey.
 
     ``runner_up`` (the second tissue and its probability) goes into the title: a close second
-    is what a mixed or swapped sample looks like.
+    is what a mixed or swapped sample looks like. ``note`` (the sample checks' verdict, e.g.
+    a novel sample's untrusted call) is a second title line.
     """
     from rnaseq_saliency.figures_saliency import save_figure
     from rnaseq_saliency.plotting import pyplot
@@ -662,6 +678,8 @@ def plot_sample_top_genes(
     title = f"{sample_id}: predicted {predicted} (p = {probability:.3f})"
     if runner_up is not None:
         title += f"; next {runner_up[0]} ({runner_up[1]:.3f})"
+    if note:
+        title += f"\n{note}"
     ax.set_title(title, fontsize=10)
     if imputed.any():
         from matplotlib.patches import Patch
@@ -711,6 +729,7 @@ def write_figures(
                 abs,
                 staged / row["figure"],
                 (row["tissue_2"], row["probability_2"]) if has_runner_up else None,
+                figure_note(row),
             )
         staged.chmod(0o777 & ~_umask())
         _replace_directory(staged, target)
@@ -718,6 +737,18 @@ def write_figures(
         shutil.rmtree(staged, ignore_errors=True)
         raise
     return [target / name for name in result.predictions["figure"]]
+
+
+def figure_note(row: dict[str, Any]) -> str:
+    """The sample checks' verdict for a sample's figure title ("" without checks or flags)."""
+    notes = []
+    if row.get("novel"):
+        notes.append("NOVEL: unlike every training tissue, call not to be trusted")
+    if row.get("possible_mixture"):
+        notes.append(
+            f"possible mixture: {100 * row['foreign_fraction']:.0f}% {row['foreign_organ']}"
+        )
+    return "; ".join(notes)
 
 
 def _umask() -> int:
@@ -758,6 +789,22 @@ def resolve_method(method: str | os.PathLike[str], model_dir: str | os.PathLike[
     return chosen
 
 
+def _sample_checks_of(model_dir: str | os.PathLike[str]) -> Any:
+    """The sample checks stored with the model; None (logged) for a model without them."""
+    from rnaseq_saliency.sample_checks import JSON_FILE, read_sample_checks
+
+    if not (Path(model_dir) / JSON_FILE).is_file():
+        # A documented fallback (a model trained before the checks existed), so not a warning.
+        log.info(
+            "no %s in %s: predictions come without the novelty and mixture checks (the "
+            "workflow's rule sample_checks fits them)",
+            JSON_FILE,
+            model_dir,
+        )
+        return None
+    return read_sample_checks(model_dir)
+
+
 def run_predict(
     model_dir: str | os.PathLike[str],
     input_path: str | os.PathLike[str] | None,
@@ -770,8 +817,12 @@ def run_predict(
     method: str | os.PathLike[str] = "auto",
     saliency: SaliencySettings = DEFAULT_SALIENCY,
     threads: int | None = None,
+    figures: bool = True,
 ) -> PredictResult:
     """The ``predict`` rule and command: load the model and input, predict, explain, write.
+
+    ``figures`` False (the command's ``--no-figures``) writes no per-sample figure (and leaves
+    the ``figure`` column empty): the tables hold every number the figures draw.
 
     ``method`` is what ``resolve_method`` takes; ``saliency`` says how the method runs (the
     workflow's ``saliency`` settings: sign, batch size, options).
@@ -784,12 +835,14 @@ def run_predict(
         )
     import torch
 
-    from rnaseq_saliency.model import load_model
+    from rnaseq_saliency.ensemble import load_classifier
 
     if threads:
         torch.set_num_threads(int(threads))
-    model = load_model(model_dir)
+    # The ensemble of the replicates when model_dir holds ensemble.json, else the one model.
+    model = load_classifier(model_dir)
     samples = read_input_matrix(input_path, threads=int(threads or 1))
+    checks = _sample_checks_of(model_dir)
     chosen = resolve_method(method, model_dir)
     options = saliency.options_of(chosen)
     result = predict_samples(
@@ -801,9 +854,13 @@ def run_predict(
         max_missing_fraction=max_missing_fraction,
         batch_size=saliency.batch_size,
         seed=saliency.seed,
+        checks=checks,
         **options,
     )
-    write_figures(result, figures_dir, chosen, saliency.abs)
+    if figures:
+        write_figures(result, figures_dir, chosen, saliency.abs)
+    else:
+        result.predictions["figure"] = ""
     write_sample_top_genes(result.top_genes, top_genes_path)
     write_sample_predictions(result.predictions, predictions_path)
     counts = result.predictions["tissue_1"].value_counts()

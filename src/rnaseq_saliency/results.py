@@ -52,7 +52,22 @@ OWNERS: dict[str, Owner] = {
     ),
     "results/figures/training_curves.png": Owner("figures_training", "plot_training_curves", None),
     **{f"results/model/{name}": owner for name, owner in _MODEL.items()},
+    # Replicates 1.. of train.replicates: model directories of their own; the ensemble of all.
+    **{f"results/model/replicates/{{}}/{name}": owner for name, owner in _MODEL.items()},
+    "results/model/ensemble.json": Owner("ensemble", "write_ensemble", "read_ensemble"),
     **{f"results/evaluation/{name}": owner for name, owner in _EVALUATION.items()},
+    # Issue 19: the sample checks beside the model, and their evaluation (rule evaluate_checks).
+    "results/model/sample_checks.json": Owner(
+        "sample_checks", "write_sample_checks", "read_sample_checks"
+    ),
+    "results/model/sample_checks.safetensors": Owner(
+        "sample_checks", "write_sample_checks", "read_sample_checks"
+    ),
+    "results/evaluation/sample_checks.tsv": Owner(
+        "evaluate_checks", "write_held_out", "read_held_out"
+    ),
+    "results/evaluation/mixtures.tsv": Owner("evaluate_checks", "write_mixtures", "read_mixtures"),
+    "results/evaluation/mixtures.png": Owner("evaluate_checks", "plot_mixtures", None),
     "results/saliency/de_statistic.parquet": Owner(
         "differential", "write_de_table", "read_de_table"
     ),
@@ -80,11 +95,26 @@ OWNERS: dict[str, Owner] = {
     "results/saliency/mean_saliency.parquet": Owner(
         "saliency", "write_mean_matrix", "read_mean_matrix"
     ),
+    # Replicate models 1.. (rule replicate_saliency reads them): the format of results/model/.
+    **{f"results/model/replicates/{{}}/{name}": _MODEL[name] for name in _MODEL if "model" in name},
+    # Replicates 1..: the maps format of rule saliency (path: consensus.replicate_maps_path).
+    "results/saliency/replicates/{}/{}.parquet": Owner(
+        "saliency", "write_tissue_saliency", "read_tissue_saliency"
+    ),
+    "results/saliency/replicate_stability.tsv": Owner(
+        "consensus", "write_stability", "read_stability"
+    ),
+    "results/saliency/replicate_stability.png": Owner("consensus", "plot_stability", None),
     "results/saliency/heatmaps/{}.png": Owner("figures_saliency", "run_tissue_heatmap", None),
     "results/saliency/overview.png": Owner("figures_saliency", "run_overview", None),
     "results/saliency/validation.tsv": Owner(
         "saliency_validation", "write_validation", "read_validation"
     ),
+    # Issue 21: what the salient genes mean, and whether they are shortcuts.
+    "results/enrichment/{}.tsv": Owner("enrichment", "write_enrichment", "read_enrichment"),
+    "results/enrichment/summary.png": Owner("enrichment", "plot_enrichment_summary", None),
+    "results/saliency/shortcuts.tsv": Owner("shortcuts", "write_shortcuts", "read_shortcuts"),
+    "results/saliency/shortcuts.png": Owner("shortcuts", "plot_shortcuts", None),
     "results/predict/predictions.tsv": Owner("predict", "write_sample_predictions", None),
     "results/predict/saliency_top_genes.tsv": Owner("predict", "write_sample_top_genes", None),
     "results/predict/figures": Owner("predict", "write_figures", None),

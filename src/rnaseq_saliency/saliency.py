@@ -49,6 +49,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -775,6 +776,48 @@ def rank_genes(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-keyed, kind="stable")
 
 
+def read_checked_maps(
+    path: str | os.PathLike[str], tissue: str, gene_ids: Sequence[str]
+) -> TissueSaliency:
+    """``read_tissue_saliency``, refusing a file of another tissue or other genes."""
+    result = read_tissue_saliency(path)
+    if result.tissue != tissue:
+        raise ValueError(f"{path}: holds the maps of {result.tissue!r}, expected {tissue!r}")
+    if result.gene_ids != list(gene_ids):
+        raise ValueError(f"{path}: its genes differ from the selected genes")
+    return result
+
+
+def ranked_block(result: TissueSaliency, ids: np.ndarray, names: np.ndarray) -> pd.DataFrame:
+    """One tissue's rows of the top-genes table: every gene by decreasing mean saliency."""
+    order = rank_genes(result.mean)
+    return pd.DataFrame(
+        {
+            "tissue": result.tissue,
+            "rank": np.arange(1, len(order) + 1),
+            "gene_id": ids[order],
+            "gene_name": names[order],
+            "mean": result.mean[order],
+            "sd": result.sd[order],
+            "method": str(result.info.get("method", "")),
+        }
+    )
+
+
+def assemble_top_genes(
+    blocks: Sequence[pd.DataFrame], means: Mapping[str, np.ndarray], gene_ids: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tissues' ranked blocks as one table, and their means as the genes x tissues matrix."""
+    top = (
+        pd.concat(blocks, ignore_index=True)
+        if blocks
+        else pd.DataFrame({column: [] for column in TOP_GENES_COLUMNS})
+    )
+    columns = [*TOP_GENES_COLUMNS, *replicate_rank_columns(top)]
+    matrix = pd.DataFrame(means, index=pd.Index(list(gene_ids), name="gene_id"), dtype=np.float32)
+    return top[columns], matrix
+
+
 def top_genes_table(
     saliency_files: Sequence[str | os.PathLike[str]],
     tissues: Sequence[str],
@@ -788,7 +831,8 @@ def top_genes_table(
     each tissue with maps, tissues in ``tissues`` order (a tissue without maps has no rows,
     and a warning is logged);
     ``mean_matrix`` is float32, indexed by gene_id (model input order), one column per tissue
-    (NaN for a tissue without maps).
+    (NaN for a tissue without maps). With replicate models, ``consensus.consensus_top_genes``
+    builds the same table from the consensus, with each replicate's rank beside it.
     """
     if len(saliency_files) != len(tissues):
         raise ValueError(f"{len(saliency_files)} saliency files for {len(tissues)} tissues")
@@ -799,36 +843,31 @@ def top_genes_table(
     means: dict[str, np.ndarray] = {}
     blocks: list[pd.DataFrame] = []
     for path, tissue in zip(saliency_files, tissues, strict=True):
-        result = read_tissue_saliency(path)
-        if result.tissue != tissue:
-            raise ValueError(f"{path}: holds the maps of {result.tissue!r}, expected {tissue!r}")
-        if result.gene_ids != list(gene_ids):
-            raise ValueError(f"{path}: its genes differ from the selected genes")
+        result = read_checked_maps(path, tissue, gene_ids)
         means[tissue] = result.mean
         if result.n_samples == 0:
             log.warning("%s: no saliency maps (no correctly classified samples)", tissue)
             continue
-        order = rank_genes(result.mean)
-        blocks.append(
-            pd.DataFrame(
-                {
-                    "tissue": tissue,
-                    "rank": np.arange(1, len(order) + 1),
-                    "gene_id": ids[order],
-                    "gene_name": names[order],
-                    "mean": result.mean[order],
-                    "sd": result.sd[order],
-                    "method": str(result.info.get("method", "")),
-                }
-            )
-        )
-    top = (
-        pd.concat(blocks, ignore_index=True)
-        if blocks
-        else pd.DataFrame({column: [] for column in TOP_GENES_COLUMNS})
-    )
-    matrix = pd.DataFrame(means, index=pd.Index(list(gene_ids), name="gene_id"), dtype=np.float32)
-    return top[TOP_GENES_COLUMNS], matrix
+        blocks.append(ranked_block(result, ids, names))
+    return assemble_top_genes(blocks, means, gene_ids)
+
+
+# With replicate models (train.replicates > 1), top_genes.tsv has one more column per replicate:
+# that replicate's own rank of the gene (rank_replicate_0 is results/model/, the model whose
+# maps rule saliency computes); top_genes_per_tissue.tsv adds how many replicates have the gene
+# in their own top saliency.top_n.
+RANK_COLUMN_PREFIX = "rank_replicate_"
+IN_TOP_N_COLUMN = "replicates_in_top_n"
+
+
+def rank_column(replicate: int) -> str:
+    return f"{RANK_COLUMN_PREFIX}{replicate}"
+
+
+def replicate_rank_columns(top_genes: pd.DataFrame) -> list[str]:
+    """The per-replicate rank columns of a top-genes table, replicate 0 first (none: [])."""
+    found = [c for c in top_genes.columns if re.fullmatch(rf"{RANK_COLUMN_PREFIX}\d+", str(c))]
+    return sorted(found, key=lambda c: int(c.removeprefix(RANK_COLUMN_PREFIX)))
 
 
 def write_top_genes(path: str | os.PathLike[str], top_genes: pd.DataFrame) -> None:
@@ -855,10 +894,17 @@ def top_genes_per_tissue(top_genes: pd.DataFrame, top_n: int) -> pd.DataFrame:
 
     Row order (tissue, then rank) is kept. This is the table the report and the heatmaps read:
     the full ranking has a row per gene and tissue (about 70 MB for 19,291 genes x 54 tissues).
+    With replicate models (``rank_replicate_*`` columns) it adds ``replicates_in_top_n``: the
+    number of replicates that rank the gene ``top_n`` or better on their own.
     """
     if top_n < 1:
         raise ValueError(f"config key saliency.top_n: expected >= 1, got {top_n}")
-    return top_genes.loc[top_genes["rank"] <= top_n].reset_index(drop=True)
+    top = top_genes.loc[top_genes["rank"] <= top_n].reset_index(drop=True)
+    ranks = replicate_rank_columns(top)
+    if ranks:
+        # In how many replicates the consensus top gene is also in that replicate's own top_n.
+        top[IN_TOP_N_COLUMN] = (top[ranks] <= top_n).sum(axis=1).astype(np.int64)
+    return top
 
 
 def write_mean_matrix(path: str | os.PathLike[str], matrix: pd.DataFrame) -> None:
@@ -877,16 +923,29 @@ def run_top_genes(
     genes_path: str | os.PathLike[str],
     top_genes_path: str | os.PathLike[str],
     mean_matrix_path: str | os.PathLike[str],
+    replicate_files: Sequence[str | os.PathLike[str]] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``top_genes`` rule: rank each tissue's genes by the method of ``chosen_path``
-    (``chosen_method.json``) and write the table and the matrix."""
+    (``chosen_method.json``) and write the table and the matrix.
+
+    ``replicate_files`` are the maps of replicates 1.. (rule ``replicate_saliency``, by the
+    chosen method): with them the ranking and the matrix are the replicates' consensus
+    (``rnaseq_saliency.consensus``), and each replicate's own rank is a column; without them
+    (``train.replicates: 1``) the table is replicate 0's, as it always was.
+    """
     from rnaseq_saliency.faithfulness import read_chosen_method
 
     method = read_chosen_method(chosen_path)
     genes = read_selected_genes(genes_path)
     gene_ids, gene_names = genes["gene_id"].tolist(), genes["gene_name"].tolist()
     files = files_of_method(maps_files, method)
-    top, matrix = top_genes_table(files, tissues, gene_ids, gene_names)
+    if replicate_files:
+        from rnaseq_saliency.consensus import consensus_top_genes, files_by_replicate
+
+        by_replicate = [files, *files_by_replicate(replicate_files, tissues)]
+        top, matrix = consensus_top_genes(by_replicate, tissues, gene_ids, gene_names)
+    else:
+        top, matrix = top_genes_table(files, tissues, gene_ids, gene_names)
     write_top_genes(top_genes_path, top)
     write_mean_matrix(mean_matrix_path, matrix)
     log.info(

@@ -298,6 +298,26 @@ class ValidationSettings(NamedTuple):
     from_config = classmethod(_from_keys)
 
 
+class EnrichmentSettings(NamedTuple):
+    """Rule ``enrichment``: GSEA prerank's permutations and seed (the GMT files are inputs)."""
+
+    permutations: int
+    seed: int
+
+    KEYS = ("saliency.enrichment_permutations", "saliency.seed")
+    from_config = classmethod(_from_keys)
+
+
+class ShortcutSettings(NamedTuple):
+    """Rule ``shortcuts``: how many top genes are checked, and the share that flags a tissue."""
+
+    top_k: int
+    max_share: float
+
+    KEYS = ("saliency.shortcut_top_k", "saliency.shortcut_max_share")
+    from_config = classmethod(_from_keys)
+
+
 class PredictSettings(NamedTuple):
     """Rule ``predict``."""
 
@@ -305,6 +325,34 @@ class PredictSettings(NamedTuple):
     top_n: int
 
     KEYS = ("predict.max_missing_fraction", "predict.top_n")
+    from_config = classmethod(_from_keys)
+
+
+class SampleCheckSettings(NamedTuple):
+    """Rule ``sample_checks``: the novelty and mixture checks fitted beside the model."""
+
+    novelty_rate: float
+    novelty_method: str
+    mixture_rate: float
+    seed: int
+
+    KEYS = (
+        "sample_checks.novelty_rate",
+        "sample_checks.novelty_method",
+        "sample_checks.mixture_rate",
+        "sample_checks.seed",
+    )
+    from_config = classmethod(_from_keys)
+
+
+class MixtureEvaluationSettings(NamedTuple):
+    """Rule ``evaluate_checks``: the synthetic mixtures of test samples that test the checks."""
+
+    pairs: int
+    fractions: tuple[float, ...]
+    seed: int
+
+    KEYS = ("sample_checks.mixture_pairs", "sample_checks.mixture_fractions", "sample_checks.seed")
     from_config = classmethod(_from_keys)
 
 
@@ -319,6 +367,7 @@ RULE_SETTINGS: dict[str, tuple[type, ...]] = {
     "augment": (AugmentSettings,),
     "pca_augmentation": (PcaFigureSettings,),
     "train": (TrainingSettings,),
+    "train_replicate": (TrainingSettings,),
     "evaluate": (EvaluateSettings,),
     "de_statistic": (TissueSelection,),
     "saliency": (SaliencySettings,),
@@ -330,6 +379,13 @@ RULE_SETTINGS: dict[str, tuple[type, ...]] = {
     "saliency_validation": (TissueSelection, ValidationSettings),
     "saliency_methods": (TissueSelection, TopGenesSettings),
     "predict": (SaliencySettings, PredictSettings),
+    "enrichment": (TissueSelection, EnrichmentSettings),
+    "enrichment_summary": (TissueSelection,),
+    "shortcuts": (TissueSelection, ShortcutSettings),
+    "sample_checks": (SampleCheckSettings,),
+    "evaluate_checks": (MixtureEvaluationSettings,),
+    "replicate_saliency": (SaliencySettings,),
+    "replicate_stability": (TissueSelection, TopGenesSettings),
 }
 
 RUNTIME_KEYS: dict[str, str] = {
@@ -350,6 +406,7 @@ STRUCTURAL_KEYS: dict[str, str] = {
     "data.tissues": "which per-tissue jobs exist (and the all-tissue rules' params)",
     "augment.pca_tissues": "which augmented files the PCA figure reads (and its params)",
     "saliency.marker_sets": "the marker GMT file that saliency_validation reads",
+    "saliency.gene_sets": "the GMT files that rule enrichment reads (inputs, not params)",
     "predict.input": "whether rule predict runs, on which file",
     "train.replicates": "which replicate training jobs exist (replicate r: seed train.seed + r)",
 }

@@ -78,3 +78,16 @@ def tissue_seed(seed: int, tissue: str) -> list[int]:
     """
     digest = hashlib.sha256(tissue.encode("utf-8")).digest()
     return [int(seed), int.from_bytes(digest[:8], "little")]
+
+
+@cache
+def _organs() -> dict[str, str]:
+    text = resources.files(__package__).joinpath("data/gtex_v8_tissues.tsv").read_text()
+    return {row["label"]: row["SMTS"] for row in csv.DictReader(text.splitlines(), delimiter="\t")}
+
+
+def organ_of(label: str) -> str:
+    """The organ of a tissue label: GTEx's SMTS (``brain_cortex`` -> ``Brain``). GTEx files
+    cultured fibroblasts under Skin and EBV-transformed lymphocytes under Blood. A label
+    outside GTEx's table is its own organ."""
+    return _organs().get(label, label)

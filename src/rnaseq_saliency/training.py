@@ -909,17 +909,23 @@ def train_rule(
     tensorboard_root: str | os.PathLike[str] = "results/tensorboard",
     tensorboard_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
+    replicate: int = 0,
 ) -> TrainResult:
-    """Rules ``train`` and ``sweep_train``: ``train_from_files`` with the rule's settings.
+    """Rules ``train``, ``train_replicate`` and ``sweep_train``: ``train_from_files`` with the
+    rule's settings.
 
-    TensorBoard events go into ``tensorboard_dir`` (a sweep run's declared directory), or else
-    into a new run directory under ``tensorboard_root`` (``naming.run_name``).
+    ``replicate`` r trains with seed ``settings.seed + r`` (initialisation, dropout and batch
+    order) on the same rows, all else equal; replicate 0 is the plain model. TensorBoard events
+    go into ``tensorboard_dir`` (a sweep run's declared directory), or else into a new run
+    directory under ``tensorboard_root`` (``naming.run_name``, with ``_replicate_<r>`` for r > 0).
     """
     from datetime import datetime
 
     from rnaseq_saliency.naming import run_name
 
-    run_dir = Path(tensorboard_dir or Path(tensorboard_root) / run_name(settings, datetime.now()))
+    settings, run_config = replicate_settings(settings, replicate)
+    name = run_name(settings, datetime.now()) + (f"_replicate_{replicate}" if replicate else "")
+    run_dir = Path(tensorboard_dir or Path(tensorboard_root) / name)
     log.info("TensorBoard run: %s", run_dir)
     return train_from_files(
         augmented=augmented,
@@ -932,6 +938,22 @@ def train_rule(
         tensorboard_dir=run_dir,
         model_cfg=settings.section("model"),
         train_cfg=settings.section("train"),
-        run_config=settings.run_config(),
+        run_config=run_config,
         threads=threads,
     )
+
+
+def replicate_settings(
+    settings: TrainingSettings, replicate: int
+) -> tuple[TrainingSettings, dict[str, Any]]:
+    """Replicate ``replicate``'s settings (seed ``settings.seed + replicate``) and what its
+    model.json records of them: replicate 0's record is the plain model's, unchanged; a later
+    replicate's also names its index and the base seed."""
+    replicate = int(replicate)
+    if replicate < 0:
+        raise ValueError(f"replicate {replicate}: must be >= 0")
+    mine = settings._replace(seed=settings.seed + replicate)
+    run_config = mine.run_config()
+    if replicate:
+        run_config["replicate"] = {"index": replicate, "base_seed": settings.seed}
+    return mine, run_config

@@ -20,19 +20,26 @@ from rnaseq_saliency.config import validate_config  # noqa: E402
 from rnaseq_saliency.settings import (  # noqa: E402
     AugmentSettings,
     DemoSettings,
+    EnrichmentSettings,
     EvaluateSettings,
     GeneSelectionSettings,
     MethodChoice,
     PcaFigureSettings,
     PredictSettings,
     SaliencySettings,
+    ShortcutSettings,
     SplitSettings,
     TissueSelection,
     TopGenesSettings,
     TrainingSettings,
     ValidationSettings,
 )
+from rnaseq_saliency.resources import training_gpus, training_threads  # noqa: E402
 from rnaseq_saliency.tissues import resolve_tissues  # noqa: E402
+from rnaseq_saliency.settings import (  # noqa: E402
+    MixtureEvaluationSettings,
+    SampleCheckSettings,
+)
 
 validate_config(
     config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
@@ -52,6 +59,24 @@ PCA_TISSUES = PcaFigureSettings.from_config(config).tissues
 SALIENCY_METHODS = list(config["saliency"]["methods"])
 # Replicate 0 is results/model/ itself; replicates 1.. live in results/model/replicates/{r}/.
 REPLICATES = list(range(config["train"]["replicates"]))
+# Replicate training jobs run side by side, each on an equal share of the cores (all of them with
+# one replicate, as before); one that may train on a GPU asks for the gpu resource, so that one
+# GPU trains one replicate at a time (rnaseq_saliency.resources).
+TRAIN_THREADS = training_threads(workflow.cores, len(REPLICATES))
+TRAIN_GPUS = training_gpus(config["train"]["device"])
+
+
+def replicate_model_files():
+    """model.safetensors and model.json of every replicate, replicate order (rule ensemble)."""
+    files = list(MODEL_FILES)
+    for r in REPLICATES[1:]:
+        files += [
+            f"results/model/replicates/{r}/model.safetensors",
+            f"results/model/replicates/{r}/model.json",
+        ]
+    return files
+
+
 MEASURE = DATA["measure"]
 LAYOUT = DATA["layout"]
 
@@ -83,6 +108,11 @@ def raw_attributes_file():
     return os.path.join(raw_dir(), gtex.attributes_file_name(RELEASE))
 
 
+def raw_subjects_file():
+    """The subject phenotypes file (donor sex and age) of the configured data source."""
+    return os.path.join(raw_dir(), gtex.subjects_file_name(RELEASE))
+
+
 def raw_gtf_file():
     return os.path.join(raw_dir(), gtex.gtf_file_name(RELEASE))
 
@@ -103,6 +133,18 @@ def all_maps_files():
     return expand(
         "results/saliency/maps/{method}/{tissue}.parquet",
         method=SALIENCY_METHODS,
+        tissue=TISSUES,
+    )
+
+
+def replicate_maps_files():
+    """The maps of replicates 1.. by the chosen method, replicate by replicate ([] with one).
+
+    Replicate 0's maps are the saliency job's, and nothing of replicate 0 reads this list.
+    """
+    return expand(
+        "results/saliency/replicates/{replicate}/{tissue}.parquet",
+        replicate=REPLICATES[1:],
         tissue=TISSUES,
     )
 
@@ -144,6 +186,7 @@ def final_targets():
         "results/figures/pca_augmentation.png",
         *MODEL_FILES,
         "results/model/history.tsv",
+        "results/model/ensemble.json",
         "results/figures/training_curves.png",
         "results/evaluation/summary.json",
         "results/evaluation/confusion_matrix.png",
@@ -154,8 +197,15 @@ def final_targets():
         "results/saliency/validation.tsv",
         "results/saliency/methods.tsv",
         "results/saliency/methods.png",
+        *interpretation_targets(),
+        # Issue 19: the novelty and mixture checks beside the model, and their evaluation.
+        "results/model/sample_checks.json",
+        "results/evaluation/sample_checks.tsv",
+        "results/evaluation/mixtures.tsv",
+        "results/evaluation/mixtures.png",
         *predict,
         *SWEEP_TARGETS,  # empty unless sweep.enabled (workflow/rules/sweep.smk)
+        *REPLICATE_TARGETS,  # empty unless train.replicates > 1 (workflow/rules/saliency.smk)
     ]
 
 
@@ -167,3 +217,21 @@ def marker_sets_file():
     if markers == "hpa":
         return [os.path.join(_SRC, "rnaseq_saliency/data/hpa_tissue_enriched.gmt")]
     return [markers]
+
+
+def gene_set_files():
+    """The GMT files of saliency.gene_sets (``hpa``: the shipped HPA tissue-enriched sets)."""
+    shipped = os.path.join(_SRC, "rnaseq_saliency/data/hpa_tissue_enriched.gmt")
+    return [
+        shipped if name == "hpa" else name for name in config["saliency"]["gene_sets"]
+    ]
+
+
+def interpretation_targets():
+    """Issue 21: the enrichment (unless saliency.gene_sets is empty) and the shortcut check."""
+    enrichment = ["results/enrichment/summary.png"] if gene_set_files() else []
+    return [
+        *enrichment,
+        "results/saliency/shortcuts.tsv",
+        "results/saliency/shortcuts.png",
+    ]

@@ -10,7 +10,7 @@ rule demo:
         attributes=f"resources/demo/{gtex.attributes_file_name(RELEASE)}",
         gtf=f"resources/demo/{gtex.gtf_file_name(RELEASE)}",
         specific_genes="resources/demo/demo_tissue_specific_genes.tsv",
-        subjects="resources/demo/GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt",
+        subjects=f"resources/demo/{gtex.subjects_file_name(RELEASE)}",
     log:
         "logs/demo.log",
     benchmark:

@@ -2,6 +2,7 @@ rule evaluate:
     input:
         weights="results/model/model.safetensors",
         model_json="results/model/model.json",
+        ensemble="results/model/ensemble.json",
         augmented=augmented_files(),
         expression=expression_files(),
         samples="results/split/samples.tsv",
@@ -54,3 +55,36 @@ rule evaluate:
         settings=EvaluateSettings.from_config(config),
     script:
         "../../scripts/evaluate.py"
+
+
+rule evaluate_checks:
+    input:
+        weights="results/model/model.safetensors",
+        model_json="results/model/model.json",
+        checks="results/model/sample_checks.json",
+        arrays="results/model/sample_checks.safetensors",
+        expression=expression_files(),
+        samples="results/split/samples.tsv",
+    output:
+        held_out="results/evaluation/sample_checks.tsv",
+        table=report(
+            "results/evaluation/mixtures.tsv",
+            caption="../report/mixtures.rst",
+            category="4. Evaluation",
+        ),
+        figure=report(
+            "results/evaluation/mixtures.png",
+            caption="../report/mixtures.rst",
+            category="4. Evaluation",
+        ),
+    log:
+        "logs/evaluate_checks.log",
+    benchmark:
+        "benchmarks/evaluate_checks.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: workflow.cores
+    params:
+        settings=MixtureEvaluationSettings.from_config(config),
+    script:
+        "../../scripts/evaluate_checks.py"

@@ -2,6 +2,9 @@ rule predict:
     input:
         weights="results/model/model.safetensors",
         model_json="results/model/model.json",
+        checks="results/model/sample_checks.json",
+        checks_arrays="results/model/sample_checks.safetensors",
+        ensemble="results/model/ensemble.json",
         chosen="results/saliency/chosen_method.json",
         # Without predict.input the job has no samples and stops with a message saying so.
         expression=config["predict"]["input"] or [],

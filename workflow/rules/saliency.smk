@@ -1,3 +1,15 @@
+# Replicate models (train.replicates > 1): their maps by the chosen method, the consensus that
+# rule top_genes ranks by, and the retraining stability (rnaseq_saliency.consensus).
+REPLICATE_TARGETS = (
+    [
+        "results/saliency/replicate_stability.tsv",
+        "results/saliency/replicate_stability.png",
+    ]
+    if len(REPLICATES) > 1
+    else []
+)
+
+
 rule de_statistic:
     input:
         expression=expression_files(),
@@ -67,6 +79,8 @@ rule top_genes:
         maps=all_maps_files(),
         chosen="results/saliency/chosen_method.json",
         genes="results/genes/selected_genes.tsv",
+        # Replicates 1.. (none with train.replicates: 1): the ranking is then their consensus.
+        replicates=replicate_maps_files(),
     output:
         # Every gene of every tissue: kept out of the report (about 70 MB at GTEx size).
         top_genes="results/saliency/top_genes.tsv",
@@ -210,3 +224,54 @@ rule saliency_methods:
         settings=TopGenesSettings.from_config(config),
     script:
         "../../scripts/saliency_methods.py"
+
+
+rule replicate_saliency:
+    input:
+        weights="results/model/replicates/{replicate}/model.safetensors",
+        model_json="results/model/replicates/{replicate}/model.json",
+        predictions="results/evaluation/predictions.tsv",
+        expression="results/expression/{tissue}.parquet",
+        # The method chosen once, on replicate 0's validation evidence.
+        chosen="results/saliency/chosen_method.json",
+    output:
+        "results/saliency/replicates/{replicate}/{tissue}.parquet",
+    log:
+        "logs/replicate_saliency/{replicate}/{tissue}.log",
+    benchmark:
+        "benchmarks/replicate_saliency/{replicate}/{tissue}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        tissue=lambda wildcards: wildcards.tissue,
+        replicate=lambda wildcards: wildcards.replicate,
+        settings=SaliencySettings.from_config(config),
+    script:
+        "../../scripts/replicate_saliency.py"
+
+
+rule replicate_stability:
+    input:
+        "results/saliency/top_genes.tsv",
+    output:
+        table=report(
+            "results/saliency/replicate_stability.tsv",
+            caption="../report/replicate_stability.rst",
+            category="5. Saliency",
+        ),
+        figure=report(
+            "results/saliency/replicate_stability.png",
+            caption="../report/replicate_stability.rst",
+            category="5. Saliency",
+        ),
+    log:
+        "logs/replicate_stability.log",
+    benchmark:
+        "benchmarks/replicate_stability.tsv"
+    conda:
+        "../../envs/data.yaml"
+    params:
+        tissues=TissueSelection.from_config(config),
+        settings=TopGenesSettings.from_config(config),
+    script:
+        "../../scripts/replicate_stability.py"
