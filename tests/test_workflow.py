@@ -39,7 +39,8 @@ SMALL_CONFIG = {
     },
     "demo": {"n_genes": 400},
     "augment": {"min_samples": 40, "pca_tissues": ["liver", "brain_cortex"]},
-    "train": {"epochs": 4, "batch_size": 64},
+    # One model: the replicate tests below change this to 3 themselves.
+    "train": {"epochs": 4, "batch_size": 64, "replicates": 1},
     "model": {"hidden": [64, 32, 16]},
     "saliency": {"top_n": 10, "validation_top_k": 10},
 }
@@ -812,3 +813,14 @@ def test_retraining_stability_is_written_and_in_the_report(replicate_run: Path) 
     html = (replicate_run / "report.html").read_text()
     assert "replicate_stability.png" in html and "replicate_stability.tsv" in html
     assert "retraining noise" in html and "Consensus of 3 replicate models" in html
+
+
+def test_sample_checks_stand_beside_the_ensembles_calls(replicate_run: Path) -> None:
+    """evaluate_checks judges the calls that evaluate and predict make: the ensemble's, not
+    replicate 0's."""
+    evaluation = replicate_run / "results/evaluation"
+    checks = pd.read_csv(evaluation / "sample_checks.tsv", sep="\t", index_col="sample_id")
+    calls = pd.read_csv(evaluation / "predictions.tsv", sep="\t", index_col="sample_id")
+    shared = checks.index.intersection(calls.index)
+    assert len(shared) == len(checks)
+    assert (checks.loc[shared, "predicted"] == calls.loc[shared, "predicted"]).all()

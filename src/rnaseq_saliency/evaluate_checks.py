@@ -279,12 +279,13 @@ def run_evaluate_checks(
     import torch
 
     from rnaseq_saliency.datasets import load_split_rows, read_samples
-    from rnaseq_saliency.model import load_model
+    from rnaseq_saliency.ensemble import load_classifier
     from rnaseq_saliency.sample_checks import check_genes, read_sample_checks
 
     if threads:
         torch.set_num_threads(int(threads))
-    model = load_model(model_dir)
+    # The calls the checks stand beside are evaluate's and predict's: the replicates' ensemble.
+    model = load_classifier(model_dir)
     checks = read_sample_checks(model_dir)
     check_genes(checks, model.gene_ids, str(model_dir))
     samples = read_samples(samples_tsv)

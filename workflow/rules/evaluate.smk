@@ -61,6 +61,7 @@ rule evaluate_checks:
     input:
         weights="results/model/model.safetensors",
         model_json="results/model/model.json",
+        ensemble="results/model/ensemble.json",
         checks="results/model/sample_checks.json",
         arrays="results/model/sample_checks.safetensors",
         expression=expression_files(),
