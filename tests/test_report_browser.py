@@ -45,7 +45,7 @@ REPORT_CONFIG = {
     "data": {"source": "demo", "tissues": ["liver", "pancreas", "brain_cortex", "whole_blood"]},
     "demo": {"n_genes": 200},
     "augment": {"min_samples": 30, "pca_tissues": ["liver", "pancreas"]},
-    "train": {"epochs": 4, "batch_size": 32, "lr": 0.01},
+    "train": {"epochs": 4, "batch_size": 32, "lr": 0.01, "replicates": 1},
     "model": {"hidden": [32, 16, 8]},
     "saliency": {"top_n": 5, "validation_top_k": 5},
 }
