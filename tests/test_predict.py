@@ -581,9 +581,11 @@ def test_held_out_demo_samples_agree_with_the_evaluation(tmp_path) -> None:
     workdir = tmp_path
     config = yaml.safe_load(yaml.safe_dump(helpers.SMALL_CONFIG))
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    # The model, its evaluation and the saliency method chosen for it are all that prediction
-    # needs.
-    helpers.snakemake(workdir, "results/saliency/chosen_method.json")
+    # The model with its sample checks, its evaluation and the saliency method chosen for it are
+    # all that prediction needs.
+    helpers.snakemake(
+        workdir, "results/saliency/chosen_method.json", "results/model/sample_checks.json"
+    )
     evaluation = pd.read_csv(workdir / "results/evaluation/predictions.tsv", sep="\t")
     held_out = evaluation[evaluation["split"] == evaluated_split(evaluation)]
     assert len(held_out) >= len(config["data"]["tissues"])
