@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from rnaseq_saliency.fileio import atomic_path
-from rnaseq_saliency.genes import read_gmt, read_selected_genes
-from rnaseq_saliency.saliency import read_mean_matrix
+from rnaseq_saliency.genes import read_gmt
+from rnaseq_saliency.saliency import read_ranking_with_genes
 from rnaseq_saliency.saliency_validation import marker_indices
 
 log = logging.getLogger(__name__)
@@ -283,10 +283,7 @@ def run_enrichment(
         )
     if len(out_paths) != len(tissues):
         raise ValueError(f"{len(out_paths)} output paths for {len(tissues)} tissues")
-    matrix = read_mean_matrix(mean_matrix_path)
-    genes = read_selected_genes(genes_path)
-    if matrix.index.tolist() != genes["gene_id"].tolist():
-        raise ValueError(f"{mean_matrix_path}: its genes differ from those of {genes_path}")
+    matrix, genes = read_ranking_with_genes(mean_matrix_path, genes_path)
     ids, names = genes["gene_id"].tolist(), genes["gene_name"].tolist()
     libraries = read_libraries(gene_set_paths, ids, names)
     names_of = dict(zip(ids, names, strict=True))

@@ -916,6 +916,18 @@ def read_mean_matrix(path: str | os.PathLike[str]) -> pd.DataFrame:
     return read_gene_matrix(path, "a mean saliency matrix")
 
 
+def read_ranking_with_genes(
+    mean_matrix_path: str | os.PathLike[str], genes_path: str | os.PathLike[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The mean saliency matrix (the lists' ranking) and ``selected_genes.tsv``, checked to hold
+    the same genes in the same order, for the steps that read a tissue's whole ranking."""
+    matrix = read_mean_matrix(mean_matrix_path)
+    genes = read_selected_genes(genes_path)
+    if matrix.index.tolist() != genes["gene_id"].tolist():
+        raise ValueError(f"{mean_matrix_path}: its genes differ from those of {genes_path}")
+    return matrix, genes
+
+
 def run_top_genes(
     maps_files: Sequence[str | os.PathLike[str]],
     tissues: Sequence[str],

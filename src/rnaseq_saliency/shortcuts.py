@@ -54,9 +54,9 @@ import pandas as pd
 from rnaseq_saliency.datasets import read_samples
 from rnaseq_saliency.expression import read_expression
 from rnaseq_saliency.fileio import atomic_path
-from rnaseq_saliency.genes import read_gtf_genes, read_selected_genes
+from rnaseq_saliency.genes import read_gtf_genes
 from rnaseq_saliency.gtex import donor_id
-from rnaseq_saliency.saliency import rank_genes, read_mean_matrix
+from rnaseq_saliency.saliency import rank_genes, read_ranking_with_genes
 
 log = logging.getLogger(__name__)
 
@@ -379,10 +379,7 @@ def run_shortcuts(
                          f"got {max_share}")  # fmt: skip
     if len(expression_files) != len(tissues):
         raise ValueError(f"{len(expression_files)} expression files for {len(tissues)} tissues")
-    matrix = read_mean_matrix(mean_matrix_path)
-    genes = read_selected_genes(genes_path)
-    if matrix.index.tolist() != genes["gene_id"].tolist():
-        raise ValueError(f"{mean_matrix_path}: its genes differ from those of {genes_path}")
+    matrix, genes = read_ranking_with_genes(mean_matrix_path, genes_path)
     chroms = gene_chromosomes(gtf_path, genes["gene_id"].tolist())
     samples = read_samples(samples_path)
     blocks = []
